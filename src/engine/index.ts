@@ -1,0 +1,156 @@
+// The engine: @jax-js/jax set up for Node, the device choice, PRNG keys, and param-tree helpers.
+// jax-js arrays are reference-counted: every use consumes one reference, `.ref` adds one.
+// The helpers here (keep, free, tree ops) are the only place the rest of the code needs to know that.
+
+// jax-js calls ES2025 iterator helpers (einsum, dotProductAttention) that Node 20 lacks.
+import 'core-js/actual/iterator/map.js';
+import 'core-js/actual/iterator/filter.js';
+import * as jax from '@jax-js/jax';
+
+// jax-js checks `instanceof Float16Array` when creating float64 arrays; Node 20 has no such class.
+(globalThis as { Float16Array?: unknown }).Float16Array ??= class Float16Array {};
+
+export const { numpy: np, nn, lax, random, tree, jit, grad, valueAndGrad, vmap } = jax;
+export type Arr = jax.Array;
+export type Device = 'wasm' | 'webgpu' | 'cpu';
+export const DEVICES: readonly Device[] = ['wasm', 'webgpu', 'cpu'];
+
+let current: Device | null = null;
+
+/** The device from a flag, else ALIGNLAB_DEVICE, else wasm. */
+export function resolveDevice(flag?: string): Device {
+  const d = flag ?? process.env.ALIGNLAB_DEVICE ?? 'wasm';
+  if (!(DEVICES as readonly string[]).includes(d)) throw new Error(`unknown device "${d}" (use one of: ${DEVICES.join(', ')})`);
+  return d as Device;
+}
+
+/**
+ * Initialise jax-js on a device once per process. `webgpu` goes through Dawn (npm `webgpu`):
+ * Vulkan on a GPU machine, OpenGL ES on Mesa llvmpipe on a CPU-only machine (see shared/gpu/README.md).
+ */
+export async function initEngine(device?: string): Promise<Device> {
+  const want = resolveDevice(device);
+  if (current === want) return want;
+  if (want === 'webgpu') await installWebGPU();
+  const got = await jax.init(...(want === 'webgpu' ? (['wasm', 'webgpu'] as const) : ([want] as const)));
+  if (!got.includes(want)) throw new Error(`device "${want}" is not available here (available: ${got.join(', ')})`);
+  jax.defaultDevice(want);
+  current = want;
+  return want;
+}
+
+export function currentDevice(): Device {
+  if (!current) throw new Error('engine not initialised: call initEngine() first');
+  return current;
+}
+
+let webgpuInstalled = false;
+async function installWebGPU(): Promise<void> {
+  if (webgpuInstalled) return;
+  const backend = process.env.WEBGPU_BACKEND ?? (process.env.ALIGNLAB_WEBGPU_BACKEND || 'auto');
+  process.env.EGL_PLATFORM ??= 'surfaceless'; // before Dawn touches EGL (headless llvmpipe)
+  const mod = (await import('webgpu')) as unknown as {
+    create: (o: string[]) => { requestAdapter: (o?: object) => Promise<unknown>; wgslLanguageFeatures: unknown };
+    globals: object;
+  };
+  Object.assign(globalThis, mod.globals);
+  const tryBackend = async (b: string, compat: boolean) => {
+    const gpu = mod.create([`backend=${b}`]);
+    const opts = compat ? { featureLevel: 'compatibility' } : {};
+    const adapter = await gpu.requestAdapter(opts);
+    return adapter ? { gpu, opts } : null;
+  };
+  // A real GPU answers on Vulkan; llvmpipe only through OpenGL ES in compatibility mode.
+  const order: [string, boolean][] =
+    backend === 'auto' ? [['vulkan', false], ['opengles', true]] : [[backend, backend === 'opengles']];
+  let found: { gpu: ReturnType<typeof mod.create>; opts: object } | null = null;
+  for (const [b, compat] of order) {
+    found = await tryBackend(b, compat).catch(() => null);
+    if (found) break;
+  }
+  if (!found) throw new Error('webgpu: no adapter found (on a CPU machine install mesa-vulkan-drivers libegl1 libgles2)');
+  const { gpu, opts } = found;
+  const shim = {
+    requestAdapter: (o: object = {}) => gpu.requestAdapter({ ...o, ...opts }),
+    getPreferredCanvasFormat: () => 'rgba8unorm',
+    get wgslLanguageFeatures() {
+      return gpu.wgslLanguageFeatures;
+    },
+  };
+  Object.defineProperty(globalThis, 'navigator', { value: { gpu: shim, userAgent: 'node' }, configurable: true, writable: true });
+  webgpuInstalled = true;
+}
+
+// ---- reference-count helpers -------------------------------------------------------------
+
+/** Add one reference to every array in a tree (jax-js `tree.ref`), returning the same tree. */
+export function keep<T>(t: T): T {
+  return tree.ref(t as never) as T;
+}
+
+/** Drop one reference from every array in a tree. */
+export function free(t: unknown): void {
+  tree.dispose(t as never);
+}
+
+/** Read an array to the host as float32 without consuming the caller's reference. */
+export async function readF32(x: Arr): Promise<Float32Array> {
+  const d = await x.ref.data();
+  return d instanceof Float32Array ? d : Float32Array.from(d as ArrayLike<number>);
+}
+
+/** Read and consume. */
+export async function takeF32(x: Arr): Promise<Float32Array> {
+  const d = await x.data();
+  return d instanceof Float32Array ? d : Float32Array.from(d as ArrayLike<number>);
+}
+
+export async function takeScalar(x: Arr): Promise<number> {
+  return (await x.data())[0] as number;
+}
+
+export function f32(data: Float32Array | number[], shape: number[]): Arr {
+  return np.array(data instanceof Float32Array ? data : Float32Array.from(data), { shape });
+}
+
+export function i32(data: Int32Array | number[], shape: number[]): Arr {
+  return np.array(data instanceof Int32Array ? data : Int32Array.from(data), { dtype: np.int32, shape });
+}
+
+// ---- PRNG --------------------------------------------------------------------------------
+
+/** A small host-side PRNG (mulberry32) for data shuffling and init: reproducible and device-independent. */
+export class Rng {
+  private s: number;
+  constructor(seed: number) {
+    this.s = seed >>> 0 || 0x9e3779b9;
+  }
+  state(): number {
+    return this.s;
+  }
+  static fromState(s: number): Rng {
+    const r = new Rng(1);
+    r.s = s;
+    return r;
+  }
+  next(): number {
+    let t = (this.s = (this.s + 0x6d2b79f5) >>> 0);
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  }
+  int(n: number): number {
+    return Math.floor(this.next() * n);
+  }
+  normal(): number {
+    const u = 1 - this.next(), v = this.next();
+    return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
+  }
+  shuffle<T>(a: T[]): T[] {
+    for (let i = a.length - 1; i > 0; i--) {
+      const j = this.int(i + 1);
+      [a[i], a[j]] = [a[j]!, a[i]!];
+    }
+    return a;
+  }
+}
