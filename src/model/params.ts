@@ -5,6 +5,7 @@
 
 import type { ModelConfig } from './config.js';
 import { traits } from './config.js';
+import { Rng } from '../engine/index.js';
 
 export interface Norm<T> {
   w: T;
@@ -99,4 +100,26 @@ export function leavesWithPaths<A>(tree: ParamTree<A>): [string, A][] {
   const out: [string, A][] = [];
   mapTree(tree, (x, p) => out.push([p, x]));
   return out;
+}
+
+/**
+ * GPT-2-style initialisation on the host (reproducible on every device): N(0, 0.02) weights,
+ * residual projections scaled by 1/sqrt(2L) (GPT-2 paper), norms at 1, biases at 0.
+ */
+export function initHostParams(c: ModelConfig, seed: number, std = 0.02): HostParams {
+  const rng = new Rng(seed);
+  const residual = new Set(['wo', 'wproj', 'wdown', 'edown']);
+  return mapTree(paramShapes(c), (shape, path) => {
+    const n = shape.reduce((a, b) => a * b, 1);
+    const data = new Float32Array(n);
+    const leaf = path.split('.').pop()!;
+    const isNorm = /\.(ln1|ln2)\.w$|^lnf\.w$/.test(path);
+    const isBias = /\.b$|^b|\.b[a-z]+$/.test(path) && shape.length === 1;
+    if (isNorm) data.fill(1);
+    else if (!isBias) {
+      const s = residual.has(leaf) ? std / Math.sqrt(2 * c.numLayers) : std;
+      for (let i = 0; i < n; i++) data[i] = rng.normal() * s;
+    }
+    return { shape, data };
+  });
 }

@@ -1,0 +1,158 @@
+// LM: a loaded language model (config + device params + tokenizer) with the operations the rest of
+// alignlab asks of a model: generate text, score continuations, full logits, save. It owns its arrays;
+// callers never handle jax-js references.
+
+import { basename, resolve } from 'node:path';
+import { Template } from '@huggingface/jinja';
+import { free, i32, initEngine, jit, keep, takeF32, type Arr } from '../engine/index.js';
+import type { ModelConfig } from './config.js';
+import { forward, type Params } from './decoder.js';
+import { Sampler, type SampleOptions } from './generate.js';
+import { toDevice, toHost } from './weights.js';
+import { loadHFDir, saveHFDir } from '../formats/hf.js';
+import type { Tokenizer } from '../formats/tokenizer.js';
+import type { ServableModel } from '../server/model-api.js';
+
+export interface GenerateResult {
+  text: string;
+  tokenIds: number[];
+  logprobs: number[];
+  finishReason: 'stop' | 'length' | 'eos';
+  promptTokens: number;
+}
+
+const roundUp = (n: number, m: number) => Math.ceil(n / m) * m;
+
+export class LM implements ServableModel {
+  private sampler: Sampler;
+  private fwd: (p: Params, ids: Arr, pos: Arr, valid: Arr) => Arr;
+
+  constructor(
+    readonly cfg: ModelConfig,
+    public params: Params,
+    readonly tokenizer: Tokenizer,
+    readonly name = 'model',
+    readonly generationConfig: Record<string, unknown> = {},
+  ) {
+    this.sampler = new Sampler(cfg);
+    this.fwd = jit((p: Params, ids: Arr, pos: Arr, valid: Arr) => forward(p, cfg, ids, pos, valid)) as never;
+  }
+
+  /** Load an HF model directory (config.json, safetensors, tokenizer.json) onto the engine's device. */
+  static async load(dir: string, opts: { device?: string } = {}): Promise<LM> {
+    await initEngine(opts.device);
+    const m = await loadHFDir(dir);
+    if (!m.tokenizer) throw new Error(`${resolve(dir)}: no tokenizer.json; alignlab needs one to turn text into tokens`);
+    if (m.tokenizer.vocabSize > m.config.vocabSize)
+      throw new Error(`${resolve(dir)}: tokenizer has ${m.tokenizer.vocabSize} tokens but config.json vocab_size is ${m.config.vocabSize}`);
+    return new LM(m.config, toDevice(m.params), m.tokenizer, basename(resolve(dir)), (m.generationConfig ?? {}) as Record<string, unknown>);
+  }
+
+  async save(dir: string): Promise<void> {
+    await saveHFDir(dir, {
+      config: this.cfg,
+      params: await toHost(this.params),
+      tokenizerJson: this.tokenizer.json,
+      tokenizerConfig: this.tokenizer.config,
+      generationConfig: this.generationConfig,
+    });
+  }
+
+  /** Replace the weights (e.g. after training); the old arrays are released. */
+  setParams(p: Params): void {
+    free(this.params);
+    this.params = p;
+  }
+
+  /** Token ids for a prompt; never empty (a model needs one token to condition on). */
+  encode(text: string): number[] {
+    const ids = this.tokenizer.encode(text);
+    if (ids.length > 0) return ids;
+    const start = this.tokenizer.bosId ?? this.tokenizer.eosId ?? this.cfg.bosTokenId ?? 0;
+    return [start];
+  }
+
+  get eosId(): number | null {
+    return this.tokenizer.eosId ?? this.cfg.eosTokenId;
+  }
+
+  async generate(prompts: string[], opts: Omit<SampleOptions, 'eosId'>, onToken?: (row: number, text: string) => void): Promise<GenerateResult[]> {
+    const ids = prompts.map((p) => this.encode(p));
+    return this.generateIds(ids, opts, onToken);
+  }
+
+  async generateIds(ids: number[][], opts: Omit<SampleOptions, 'eosId'>, onToken?: (row: number, text: string) => void): Promise<GenerateResult[]> {
+    const decode = (t: number[]) => this.tokenizer.decode(t, { skipSpecial: true });
+    const gens = await this.sampler.generate(this.params, ids, { ...opts, eosId: this.eosId }, decode, onToken);
+    return gens.map((g, i) => ({ ...g, finishReason: g.finishReason === 'eos' ? 'eos' : g.finishReason, promptTokens: ids[i]!.length }));
+  }
+
+  /** Full logits [T, V] for one sequence of token ids. */
+  async logits(ids: number[]): Promise<Float32Array> {
+    const [out] = await this.logitsBatch([ids]);
+    return out!;
+  }
+
+  /** Full logits for several sequences (right-padded into one batch); each result is [len, V]. */
+  async logitsBatch(seqs: number[][]): Promise<Float32Array[]> {
+    const V = this.cfg.vocabSize, B = seqs.length;
+    const longest = Math.max(...seqs.map((s) => s.length));
+    if (longest > this.cfg.maxPositions) throw new Error(`sequence of ${longest} tokens exceeds the model's ${this.cfg.maxPositions} positions`);
+    const T = Math.min(roundUp(longest, 8), this.cfg.maxPositions);
+    const ids = new Int32Array(B * T), pos = new Int32Array(B * T), valid = new Int32Array(B * T);
+    seqs.forEach((s, b) =>
+      s.forEach((t, j) => {
+        ids[b * T + j] = t;
+        pos[b * T + j] = j;
+        valid[b * T + j] = 1;
+      }),
+    );
+    const all = await takeF32(this.fwd(keep(this.params), i32(ids, [B, T]), i32(pos, [B, T]), i32(valid, [B, T])));
+    return seqs.map((s, b) => all.slice(b * T * V, (b * T + s.length) * V));
+  }
+
+  /** log p(continuation | context), summed over the continuation's tokens (lm-evaluation-harness style). */
+  async scoreContinuation(context: string, continuation: string) {
+    const ctx = this.encode(context);
+    const cont = this.tokenizer.encode(continuation, { addSpecial: false });
+    if (cont.length === 0) return { logprob: 0, isGreedy: true, tokens: 0, tokenLogprobs: [], tokenStrings: [] };
+    const all = [...ctx, ...cont].slice(-this.cfg.maxPositions);
+    const start = all.length - cont.length;
+    const lg = await this.logits(all);
+    const V = this.cfg.vocabSize, tokenLogprobs: number[] = [];
+    let isGreedy = true;
+    for (let j = 0; j < cont.length; j++) {
+      const row = lg.subarray((start + j - 1) * V, (start + j) * V);
+      let max = -Infinity, arg = 0;
+      for (let v = 0; v < V; v++) if (row[v]! > max) [max, arg] = [row[v]!, v];
+      let sum = 0;
+      for (let v = 0; v < V; v++) sum += Math.exp(row[v]! - max);
+      tokenLogprobs.push(row[cont[j]!]! - max - Math.log(sum));
+      if (arg !== cont[j]) isGreedy = false;
+    }
+    return {
+      logprob: tokenLogprobs.reduce((a, b) => a + b, 0),
+      isGreedy,
+      tokens: cont.length,
+      tokenLogprobs,
+      tokenStrings: cont.map((t) => this.tokenizer.decode([t])),
+    };
+  }
+
+  /** Render chat messages with the tokenizer's chat template, or a plain "role: content" fallback. */
+  applyChatTemplate(messages: { role: string; content: string }[]): string {
+    const tpl = this.tokenizer.chatTemplate;
+    if (!tpl) return messages.map((m) => `${m.role}: ${m.content}`).join('\n') + '\nassistant:';
+    const special = (k: 'bos_token' | 'eos_token') => {
+      const v = this.tokenizer.config[k];
+      return typeof v === 'string' ? v : v && typeof v === 'object' ? v.content : '';
+    };
+    return new Template(tpl).render({ messages, add_generation_prompt: true, bos_token: special('bos_token'), eos_token: special('eos_token') });
+  }
+
+  dispose(): void {
+    free(this.params);
+    this.sampler.dispose();
+    (this.fwd as unknown as { dispose(): void }).dispose();
+  }
+}
