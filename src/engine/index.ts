@@ -154,3 +154,12 @@ export class Rng {
     return a;
   }
 }
+
+/**
+ * `jit` with the function's own signature kept (jax-js types its result loosely). The compiled
+ * function consumes its array arguments like any jax-js op; `dispose()` frees its cached programs.
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export function compile<F extends (...args: any[]) => any>(f: F, opts?: { staticArgnums?: number[] }): F & { dispose(): void } {
+  return jit(f as never, opts as never) as unknown as F & { dispose(): void };
+}

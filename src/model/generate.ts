@@ -7,7 +7,7 @@
 // top-k/top-p are 2–3x faster there than on device (ENGINE.md §6), and a host RNG makes every device
 // draw the same tokens for the same seed.
 
-import { i32, jit, keep, np, Rng, takeF32, type Arr } from '../engine/index.js';
+import { compile, i32, keep, np, Rng, takeF32, type Arr } from '../engine/index.js';
 import type { ModelConfig } from './config.js';
 import { decodeStep, freeKV, prefill, type KV, type Params } from './decoder.js';
 
@@ -41,17 +41,17 @@ const roundUp = (n: number, m: number) => Math.ceil(n / m) * m;
 
 /** Compiled prefill/decode programs for one config; reuse it across calls (params are arguments). */
 export class Sampler {
-  private prefills = new Map<number, (p: Params, ids: Arr, pos: Arr, valid: Arr) => [Arr, KV]>();
-  private step: (p: Params, cache: KV, tok: Arr, pos: Arr, slot: Arr, kvValid: Arr) => [Arr, KV];
+  private prefills = new Map<number, ((p: Params, ids: Arr, pos: Arr, valid: Arr) => [Arr, KV]) & { dispose(): void }>();
+  private step: ((p: Params, cache: KV, tok: Arr, pos: Arr, slot: Arr, kvValid: Arr) => [Arr, KV]) & { dispose(): void };
 
   constructor(readonly cfg: ModelConfig) {
-    this.step = jit((p: Params, cache: KV, tok: Arr, pos: Arr, slot: Arr, kvValid: Arr) => decodeStep(p, cfg, cache, tok, pos, slot, kvValid)) as never;
+    this.step = compile((p: Params, cache: KV, tok: Arr, pos: Arr, slot: Arr, kvValid: Arr) => decodeStep(p, cfg, cache, tok, pos, slot, kvValid));
   }
 
   private prefillFor(tmax: number) {
     let f = this.prefills.get(tmax);
     if (!f) {
-      f = jit((p: Params, ids: Arr, pos: Arr, valid: Arr) => prefill(p, this.cfg, ids, pos, valid, tmax)) as never;
+      f = compile((p: Params, ids: Arr, pos: Arr, valid: Arr) => prefill(p, this.cfg, ids, pos, valid, tmax));
       this.prefills.set(tmax, f!);
     }
     return f!;
@@ -139,8 +139,8 @@ export class Sampler {
   }
 
   dispose(): void {
-    for (const f of this.prefills.values()) (f as unknown as { dispose(): void }).dispose();
-    (this.step as unknown as { dispose(): void }).dispose();
+    for (const f of this.prefills.values()) f.dispose();
+    this.step.dispose();
   }
 }
 

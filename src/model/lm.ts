@@ -4,7 +4,7 @@
 
 import { basename, resolve } from 'node:path';
 import { Template } from '@huggingface/jinja';
-import { free, i32, initEngine, jit, keep, takeF32, type Arr } from '../engine/index.js';
+import { compile, free, i32, initEngine, keep, takeF32, type Arr } from '../engine/index.js';
 import type { ModelConfig } from './config.js';
 import { forward, type Params } from './decoder.js';
 import { Sampler, type SampleOptions } from './generate.js';
@@ -25,7 +25,7 @@ const roundUp = (n: number, m: number) => Math.ceil(n / m) * m;
 
 export class LM implements ServableModel {
   private sampler: Sampler;
-  private fwd: (p: Params, ids: Arr, pos: Arr, valid: Arr) => Arr;
+  private fwd: ((p: Params, ids: Arr, pos: Arr, valid: Arr) => Arr) & { dispose(): void };
 
   constructor(
     readonly cfg: ModelConfig,
@@ -35,7 +35,7 @@ export class LM implements ServableModel {
     readonly generationConfig: Record<string, unknown> = {},
   ) {
     this.sampler = new Sampler(cfg);
-    this.fwd = jit((p: Params, ids: Arr, pos: Arr, valid: Arr) => forward(p, cfg, ids, pos, valid)) as never;
+    this.fwd = compile((p: Params, ids: Arr, pos: Arr, valid: Arr) => forward(p, cfg, ids, pos, valid));
   }
 
   /** Load an HF model directory (config.json, safetensors, tokenizer.json) onto the engine's device. */
@@ -153,6 +153,6 @@ export class LM implements ServableModel {
   dispose(): void {
     free(this.params);
     this.sampler.dispose();
-    (this.fwd as unknown as { dispose(): void }).dispose();
+    this.fwd.dispose();
   }
 }
