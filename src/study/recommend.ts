@@ -1,0 +1,203 @@
+// The recommendation paragraph, written from the analysis numbers: each criterion gets a verdict computed
+// by a stated rule (below), and the words follow the verdicts. If the numbers flip, the words flip.
+//
+// Rules:
+// - final reward: the bootstrap CI of the difference at the headline (matched) KL excludes 0 → the higher wins;
+// - stability: fewer failed runs (collapsed + diverged) wins; at equal failure rates, a smaller seed-to-seed
+//   std of final reward wins if an F test of the two variances gives p < `alpha` (few seeds: big ratios are often chance);
+// - cost: the time to one model (mean run wall time + prerequisites) at least `costRatio` times smaller wins;
+// - complexity: fewer on the majority of (models in memory, hyperparameters, loss lines) wins;
+// - overall: the final-reward winner if there is one; otherwise the method winning more of the other three.
+
+import type { Interval, MethodAnalysis, StudyAnalysis } from './analysis.js';
+import { varianceRatioPValue } from './analysis.js';
+import type { Method } from './types.js';
+import { METHOD_LABELS } from './types.js';
+
+export type Criterion = 'reward' | 'stability' | 'cost' | 'complexity';
+export const CRITERIA: readonly Criterion[] = ['reward', 'stability', 'cost', 'complexity'];
+
+export interface Verdict {
+  criterion: Criterion;
+  /** The better method, or null for no (significant) difference or no data. */
+  winner: Method | null;
+  /** The sentence stating the numbers behind the verdict. */
+  text: string;
+}
+
+export interface Recommendation {
+  a: Method;
+  b: Method;
+  verdicts: Record<Criterion, Verdict>;
+  overall: Method | null;
+  /** All sentences, ending with the overall recommendation. */
+  paragraph: string;
+}
+
+export interface RecommendOptions {
+  /** Minimum time ratio to call one method cheaper (default 1.2). */
+  costRatio?: number;
+  /** Significance level of the seed-spread F test that decides stability at equal failure rates (default 0.05). */
+  alpha?: number;
+}
+
+export const f3 = (x: number) => (Number.isFinite(x) ? x.toFixed(3) : 'n/a');
+export const signed = (x: number) => (Number.isFinite(x) ? (x >= 0 ? '+' : '−') + Math.abs(x).toFixed(3) : 'n/a');
+export const ci = (i: Interval) => (Number.isFinite(i.lo) ? `[${f3(i.lo)}, ${f3(i.hi)}]` : '[n/a]');
+export const signedCi = (i: Interval) => (Number.isFinite(i.lo) ? `[${signed(i.lo)}, ${signed(i.hi)}]` : '[n/a]');
+export function seconds(s: number): string {
+  if (!Number.isFinite(s)) return 'n/a';
+  if (s < 120) return `${s.toFixed(s < 10 ? 1 : 0)} s`;
+  if (s < 7200) return `${(s / 60).toFixed(1)} min`;
+  return `${(s / 3600).toFixed(1)} h`;
+}
+const ratio = (x: number) => `${x.toFixed(x < 10 ? 1 : 0)}×`;
+const plural = (n: number, w: string) => `${n} ${w}${n === 1 ? '' : 's'}`;
+
+function rewardVerdict(an: StudyAnalysis, a: Method, b: Method): Verdict {
+  const A = METHOD_LABELS[a], B = METHOD_LABELS[b];
+  const ma = an.byMethod[a]!, mb = an.byMethod[b]!;
+  const c = an.comparisons.find((x) => (x.a === a && x.b === b) || (x.a === b && x.b === a));
+  if (!c || an.headlineKl === null) {
+    const reach = `${A} reaches at most ${f3(ma.maxKl.mean)} nats of KL, ${B} ${f3(mb.maxKl.mean)}`;
+    return {
+      criterion: 'reward',
+      winner: null,
+      text: `Final reward cannot be compared at matched KL: the methods share no KL budget above the base policy (${reach}; a method whose frontier never rises above the base reaches 0).`,
+    };
+  }
+  // Orient the comparison as a − b whichever way it was computed.
+  const flip = c.a !== a;
+  const ra = flip ? c.bReward : c.aReward, rb = flip ? c.aReward : c.bReward;
+  const d = flip ? { ...c.diff, mean: -c.diff.mean, lo: -c.diff.hi, hi: -c.diff.lo } : c.diff;
+  const head =
+    `At a matched KL of ${f3(c.kl)} nats (the most that every seed of both methods reaches), ` +
+    `${A}'s mean held-out gold reward is ${f3(ra.mean)} ${ci(ra)} and ${B}'s is ${f3(rb.mean)} ${ci(rb)} ` +
+    `(95% bootstrap CIs over ${ra.n} and ${rb.n} seeds); the difference ${A} − ${B} is ${signed(d.mean)} ${signedCi(d)}`;
+  const grid = an.gridComparisons.filter((x) => x.a === c.a && x.b === c.b);
+  const aheadA = grid.filter((x) => x.winner === a).length, aheadB = grid.filter((x) => x.winner === b).length;
+  const gridText = grid.length
+    ? ` Across ${grid.length} KL budgets up to that point, ${A} is significantly ahead at ${aheadA} and ${B} at ${aheadB}.`
+    : '';
+  if (!d.significant) return { criterion: 'reward', winner: null, text: `${head}, which includes 0: no significant difference in final reward.${gridText}` };
+  const w = d.mean > 0 ? a : b;
+  return { criterion: 'reward', winner: w, text: `${head}, which excludes 0: ${METHOD_LABELS[w]} wins on final reward.${gridText}` };
+}
+
+function stabilityVerdict(ma: MethodAnalysis, mb: MethodAnalysis, alpha: number): Verdict {
+  const A = ma.label, B = mb.label, sa = ma.stability, sb = mb.stability;
+  const fails = (s: typeof sa) => `${s.collapsed + s.diverged} of ${plural(s.runs, 'run')} failed (${s.collapsed} collapsed, ${s.diverged} diverged)`;
+  const head = `Stability: ${A}: ${fails(sa)}, seed-to-seed std of final reward ${f3(sa.seedStd)}; ${B}: ${fails(sb)}, std ${f3(sb.seedStd)}.`;
+  const fa = sa.collapsed + sa.diverged, fb = sb.collapsed + sb.diverged;
+  let winner: Method | null = null, why = '';
+  if (sa.runs === 0 || sb.runs === 0) why = ' Not enough finished runs to judge.';
+  else if (sa.failureRate !== sb.failureRate && fa !== fb) {
+    winner = sa.failureRate < sb.failureRate ? ma.method : mb.method;
+    why = ` ${METHOD_LABELS[winner]} is more stable (fewer failed runs).`;
+  } else {
+    const p = varianceRatioPValue(sa.seedStd ** 2, sa.seedDf, sb.seedStd ** 2, sb.seedDf);
+    if (p < alpha) {
+      winner = sa.seedStd < sb.seedStd ? ma.method : mb.method;
+      why = ` ${METHOD_LABELS[winner]} is more stable (as many failures, less seed-to-seed spread: F test p = ${p.toPrecision(2)}).`;
+    } else if (Number.isFinite(p)) why = ` Neither is clearly more stable (equal failure rates; spread differs with F test p = ${p.toPrecision(2)}).`;
+    else why = ' Neither is clearly more stable (equal failure rates; too few seeds to compare spread).';
+  }
+  return { criterion: 'stability', winner, text: head + why };
+}
+
+function costVerdict(ma: MethodAnalysis, mb: MethodAnalysis, costRatio: number): Verdict {
+  const one = (m: MethodAnalysis) => {
+    const c = m.cost;
+    const pre = c.prerequisiteSeconds > 0 ? ` (${seconds(c.wallSeconds.mean)} per run + ${seconds(c.prerequisiteSeconds)} of ${c.prerequisites.join(', ')})` : '';
+    const gen = Number.isFinite(c.generationShare) ? `, ${(100 * c.generationShare).toFixed(0)}% of it generating` : '';
+    const mem = Number.isFinite(c.peakRssBytes) && c.peakRssBytes > 0 ? `, peak memory ${(c.peakRssBytes / 2 ** 20).toFixed(0)} MiB` : '';
+    return `${m.label} ${seconds(c.oneModelSeconds)}${pre}${gen}${mem}`;
+  };
+  const ta = ma.cost.oneModelSeconds, tb = mb.cost.oneModelSeconds;
+  const head = `Cost of one model: ${one(ma)}; ${one(mb)}.`;
+  if (!(ta > 0 && tb > 0)) return { criterion: 'cost', winner: null, text: `${head} Not enough timing data to judge.` };
+  const r = Math.max(ta, tb) / Math.min(ta, tb);
+  if (r < costRatio) return { criterion: 'cost', winner: null, text: `${head} Their costs are within ${ratio(costRatio)} of each other.` };
+  const w = ta < tb ? ma : mb;
+  return { criterion: 'cost', winner: w.method, text: `${head} ${w.label} is ${ratio(r)} cheaper.` };
+}
+
+function complexityVerdict(ma: MethodAnalysis, mb: MethodAnalysis): Verdict {
+  const ca = ma.complexity, cb = mb.complexity;
+  const keys = [
+    ['modelsInMemory', 'models in memory'],
+    ['hyperparameters', 'hyperparameters'],
+    ['lossLines', 'lines of loss'],
+  ] as const;
+  let wa = 0, wb = 0;
+  for (const [k] of keys) {
+    if (ca[k] < cb[k]) wa++;
+    else if (cb[k] < ca[k]) wb++;
+  }
+  const head = `Complexity: ${keys.map(([k, w]) => `${ca[k]} vs ${cb[k]} ${w}`).join(', ')} (${ma.label} vs ${mb.label}).`;
+  if (wa === wb) return { criterion: 'complexity', winner: null, text: `${head} Neither is simpler overall.` };
+  const w = wa > wb ? ma : mb;
+  return { criterion: 'complexity', winner: w.method, text: `${head} ${w.label} is simpler.` };
+}
+
+const ADJ: Record<Exclude<Criterion, 'reward'>, [string, string]> = {
+  stability: ['more stable', 'less stable'],
+  cost: ['cheaper', 'more expensive'],
+  complexity: ['simpler', 'more complex'],
+};
+
+function list(xs: string[]): string {
+  return xs.length <= 1 ? (xs[0] ?? '') : `${xs.slice(0, -1).join(', ')} and ${xs.at(-1)}`;
+}
+
+/** The recommendation for method a vs method b (default DPO vs PPO), from the analysis numbers. */
+export function recommend(an: StudyAnalysis, a: Method = 'dpo', b: Method = 'ppo', opts: RecommendOptions = {}): Recommendation {
+  const { costRatio = 1.2, alpha = 0.05 } = opts;
+  const ma = an.byMethod[a], mb = an.byMethod[b];
+  if (!ma || !mb) {
+    const missing = [a, b].filter((m) => !an.byMethod[m]).map((m) => METHOD_LABELS[m]);
+    const text = `No recommendation: the study has no runs of ${list(missing)}.`;
+    const none = (criterion: Criterion): Verdict => ({ criterion, winner: null, text });
+    return { a, b, verdicts: { reward: none('reward'), stability: none('stability'), cost: none('cost'), complexity: none('complexity') }, overall: null, paragraph: text };
+  }
+  const verdicts: Record<Criterion, Verdict> = {
+    reward: rewardVerdict(an, a, b),
+    stability: stabilityVerdict(ma, mb, alpha),
+    cost: costVerdict(ma, mb, costRatio),
+    complexity: complexityVerdict(ma, mb),
+  };
+  const others = ['stability', 'cost', 'complexity'] as const;
+  const wins = (m: Method) => others.filter((k) => verdicts[k].winner === m);
+  const label = (m: Method) => METHOD_LABELS[m];
+  let overall: Method | null;
+  let last: string;
+  const rw = verdicts.reward.winner;
+  if (rw) {
+    overall = rw;
+    const loser = rw === a ? b : a;
+    const plus = wins(rw).map((k) => ADJ[k][0]);
+    const minus = wins(loser).map((k) => ADJ[k][1]);
+    last = `Recommendation: use ${label(rw)}: it reaches a higher gold reward than ${label(loser)} at the same KL from the base policy`;
+    if (plus.length) last += `, and it is also ${list(plus)}`;
+    if (minus.length) last += `${plus.length ? ', but' : ', although'} it is ${list(minus)}`;
+    last += '.';
+  } else {
+    const wa = wins(a), wb = wins(b);
+    const lead = verdicts.reward.text.startsWith('Final reward cannot') ? 'With final reward not comparable at matched KL' : 'With no significant difference in final reward';
+    if (wa.length !== wb.length) {
+      overall = wa.length > wb.length ? a : b;
+      const w = overall === a ? wa : wb;
+      const l = overall === a ? wb : wa;
+      last = `Recommendation: ${lead}, prefer ${label(overall)}: it is ${list(w.map((k) => ADJ[k][0]))}`;
+      if (l.length) last += `, though ${list(l.map((k) => ADJ[k][1]))}`;
+      last += '.';
+    } else {
+      overall = null;
+      last = `Recommendation: ${lead} and no side winning more of stability, cost and complexity, these measurements give no reason to prefer ${label(a)} or ${label(b)}.`;
+    }
+  }
+  const nMin = Math.min(ma.seeds.length, mb.seeds.length);
+  const caveat = nMin < 5 ? ` (With ${plural(nMin, 'seed')} per method the bootstrap intervals are optimistic; more seeds would firm this up.)` : '';
+  const paragraph = [...CRITERIA.map((k) => verdicts[k].text), last + caveat].join(' ');
+  return { a, b, verdicts, overall, paragraph };
+}

@@ -1,0 +1,92 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { analyzeStudy } from '../../src/study/analysis.js';
+import { recommend } from '../../src/study/recommend.js';
+import { DPO_CX, dpoVsPpo, syntheticStudy, type SynthMethod } from './synthetic.js';
+
+const M: SynthMethod = { method: 'dpo', settings: [{ setting: { k: 1 }, klPerStep: 0.5 }], gain: 0.5, seedNoise: 0.01, wallSeconds: 10, generationShare: 0.1, complexity: DPO_CX };
+
+test('DPO ahead on reward: DPO wins, and the words say so with the numbers', () => {
+  const an = analyzeStudy(dpoVsPpo({ dpoGain: 0.6, ppoGain: 0.3 }));
+  const r = recommend(an);
+  assert.equal(r.verdicts.reward.winner, 'dpo');
+  assert.equal(r.overall, 'dpo');
+  assert.match(r.paragraph, /DPO wins on final reward/);
+  assert.match(r.paragraph, /Recommendation: use DPO/);
+  assert.doesNotMatch(r.paragraph, /use PPO/);
+  // The numbers in the text are the analysis numbers.
+  const h = an.byMethod.dpo!.headline!.reward;
+  assert.ok(r.paragraph.includes(h.mean.toFixed(3)) && r.paragraph.includes(h.lo.toFixed(3)));
+  // DPO is also cheaper (30 s vs 80 s + 20 s reward model) and simpler in the synthetic data.
+  assert.equal(r.verdicts.cost.winner, 'dpo');
+  assert.equal(r.verdicts.complexity.winner, 'dpo');
+  assert.match(r.paragraph, /also cheaper and simpler/);
+  assert.match(r.paragraph, /3 seeds per method the bootstrap intervals are optimistic/);
+  console.log(r.paragraph);
+});
+
+test('the numbers flip → the words flip: PPO ahead on reward, and cheaper', () => {
+  const an = analyzeStudy(dpoVsPpo({ dpoGain: 0.3, ppoGain: 0.6, dpoWall: 200, ppoWall: 60 }));
+  const r = recommend(an);
+  assert.equal(r.verdicts.reward.winner, 'ppo');
+  assert.equal(r.verdicts.cost.winner, 'ppo');
+  assert.equal(r.verdicts.complexity.winner, 'dpo');
+  assert.equal(r.overall, 'ppo');
+  assert.match(r.paragraph, /PPO wins on final reward/);
+  assert.match(r.paragraph, /Recommendation: use PPO: .* also cheaper, but it is more complex\./);
+  assert.match(r.paragraph, /difference DPO − PPO is −0\.\d+/);
+});
+
+test('no reward difference: says so plainly, and the overall call goes to the side winning more of the rest', () => {
+  const an = analyzeStudy(dpoVsPpo({ dpoGain: 0.5, ppoGain: 0.5, noise: 0.05, seeds: [1, 2, 3, 4, 5] }));
+  const r = recommend(an);
+  assert.equal(r.verdicts.reward.winner, null);
+  assert.match(r.paragraph, /includes 0: no significant difference in final reward/);
+  assert.equal(r.overall, 'dpo'); // cheaper and simpler
+  assert.match(r.paragraph, /With no significant difference in final reward, prefer DPO: it is cheaper and simpler/);
+  assert.doesNotMatch(r.paragraph, /optimistic/); // 5 seeds
+  assert.match(r.verdicts.stability.text, /Neither is clearly more stable \(equal failure rates; spread differs with F test p = /);
+  // Same study, costs and complexity evened out → no basis to prefer either.
+  const even = dpoVsPpo({ dpoGain: 0.5, ppoGain: 0.5, noise: 0.05, seeds: [1, 2, 3, 4, 5], dpoWall: 100, ppoWall: 80 });
+  for (const run of even.runs) run.complexity = { modelsInMemory: 2, hyperparameters: 2, lossLines: 10 };
+  const r2 = recommend(analyzeStudy(even));
+  assert.equal(r2.verdicts.cost.winner, null);
+  assert.equal(r2.verdicts.complexity.winner, null);
+  assert.equal(r2.overall, null);
+  assert.match(r2.paragraph, /give no reason to prefer DPO or PPO/);
+});
+
+test('stability verdict follows collapses', () => {
+  const an = analyzeStudy(dpoVsPpo({ dpoGain: 0.5, ppoGain: 0.5, ppoCollapseSeeds: [2] }));
+  const r = recommend(an);
+  assert.equal(an.byMethod.ppo!.stability.collapsed, 2); // both PPO settings of seed 2
+  assert.equal(r.verdicts.stability.winner, 'dpo');
+  assert.match(r.verdicts.stability.text, /PPO: 2 of 6 runs failed \(2 collapsed, 0 diverged\)/);
+  // No failures, but one method's seeds scatter much more (10 seeds each): the F test decides.
+  const spread = syntheticStudy([
+    { ...M, method: 'dpo', seedNoise: 0.01 },
+    { ...M, method: 'ppo', seedNoise: 0.1 },
+  ], [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+  const v = recommend(analyzeStudy(spread)).verdicts.stability;
+  assert.equal(v.winner, 'dpo');
+  assert.match(v.text, /DPO is more stable \(as many failures, less seed-to-seed spread: F test p = /);
+  const flipped = dpoVsPpo({ dpoGain: 0.5, ppoGain: 0.5 });
+  for (const run of flipped.runs) if (run.method === 'dpo' && run.seed === 1) run.status = 'diverged';
+  assert.equal(recommend(analyzeStudy(flipped)).verdicts.stability.winner, 'ppo');
+});
+
+test('missing method or no shared KL budget: no recommendation rather than a guess', () => {
+  const only = dpoVsPpo({ dpoGain: 0.5, ppoGain: 0.5 });
+  only.runs = only.runs.filter((r) => r.method === 'dpo');
+  const r = recommend(analyzeStudy(only));
+  assert.equal(r.overall, null);
+  assert.match(r.paragraph, /no runs of PPO/);
+  // A PPO whose rewards never beat the base: its frontier is the base point alone, so no KL budget is shared.
+  const flat = dpoVsPpo({ dpoGain: 0.5, ppoGain: -0.3 });
+  const an = analyzeStudy(flat);
+  assert.equal(an.klRange, null);
+  const r2 = recommend(an);
+  assert.equal(r2.verdicts.reward.winner, null);
+  assert.match(r2.paragraph, /cannot be compared at matched KL/);
+  assert.match(r2.paragraph, /With final reward not comparable at matched KL, prefer DPO/);
+});
