@@ -1,0 +1,33 @@
+// Scalar heads on the decoder trunk: the reward model's score and PPO's value function.
+// A head is a [C, 1] projection of the final hidden state (plus a bias); HF calls it `score`
+// (AutoModelForSequenceClassification with num_labels = 1).
+
+import { np, Rng, type Arr } from '../engine/index.js';
+import type { ModelConfig } from './config.js';
+import { hidden, type Params } from './decoder.js';
+import type { HostTensor } from './params.js';
+
+export interface HeadParams<T = Arr> {
+  w: T; // [C, 1]
+  b: T; // [1]
+}
+
+/** A decoder trunk with a scalar head: the reward model, or PPO's value model. */
+export interface ScalarModel {
+  trunk: Params;
+  head: HeadParams;
+}
+
+export function initHead(cfg: ModelConfig, seed: number): HeadParams<HostTensor> {
+  const rng = new Rng(seed), C = cfg.hiddenSize;
+  // Small init (std 1/sqrt(C+1), TRL's value head) so initial scores are near 0 and comparable.
+  const w = Float32Array.from({ length: C }, () => rng.normal() / Math.sqrt(C + 1));
+  return { w: { shape: [C, 1], data: w }, b: { shape: [1], data: new Float32Array(1) } };
+}
+
+/** Per-position scalars [B, T] from the trunk's final hidden states. Borrows everything. */
+export function scalarValues(trunk: Params, head: HeadParams, cfg: ModelConfig, ids: Arr, pos: Arr, valid: Arr): Arr {
+  const [B, T] = ids.shape as [number, number];
+  const h = hidden(trunk, cfg, ids, pos, valid).reshape([B * T, cfg.hiddenSize]);
+  return np.matmul(h, head.w.ref).add(head.b.ref).reshape([B, T]);
+}
