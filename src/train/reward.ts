@@ -1,0 +1,58 @@
+// Reward model: Bradley–Terry loss on the scalar rewards of a chosen and a rejected completion.
+//
+//   P(y_c ≻ y_r | x) = σ(r(x,y_c) − r(x,y_r))                         (Bradley & Terry 1952; Ouyang et al. 2022 eq. 1)
+//   L = − E[ log σ(r_c − r_r − m) ]  +  c · E[(r_c + r_r)²]
+//
+// m is an optional per-pair margin (Llama 2, Touvron et al. 2023 eq. 2: a larger margin for pairs rated far apart);
+// the second term is TRL's `center_rewards_coefficient` (Eisenstein et al. 2023): it pins the mean reward near 0,
+// which the pairwise loss alone leaves free. Accuracy = fraction of pairs with r_c > r_r (ties count as wrong).
+//
+// The reward is read at the last non-pad token (`lastTokenValues`), as HF's *ForSequenceClassification heads do.
+// Ownership: consumes its array arguments (pass `x.ref` to keep yours); jit-safe.
+
+import { np, lax, type Arr } from '../engine/index.js';
+import { logSigmoid } from './logprobs.js';
+
+export interface RewardLossOptions {
+  /** Per-pair margin m [B] (array) or one number for all pairs. Default 0 (no margin). */
+  margin?: Arr | number;
+  /** TRL `center_rewards_coefficient` c; default 0 (off). Eisenstein et al. suggest 0.01. */
+  centerRewardsCoefficient?: number;
+}
+
+export type RewardMetrics = {
+  accuracy: Arr;
+  'rewards/chosen': Arr;
+  'rewards/rejected': Arr;
+  'rewards/margins': Arr;
+};
+
+/** rChosen, rRejected: [B] scalar rewards → mean Bradley–Terry loss and metrics (scalars). */
+export function rewardLoss(rChosen: Arr, rRejected: Arr, opts: RewardLossOptions = {}): { loss: Arr; metrics: RewardMetrics } {
+  const { margin = 0, centerRewardsCoefficient = 0 } = opts;
+  const diff = rChosen.ref.sub(rRejected.ref);
+  let loss = logSigmoid(diff.ref.sub(margin)).mean().neg();
+  if (centerRewardsCoefficient !== 0) loss = loss.add(np.square(rChosen.ref.add(rRejected.ref)).mean().mul(centerRewardsCoefficient));
+  const d = lax.stopGradient(diff);
+  const metrics: RewardMetrics = {
+    accuracy: d.ref.greater(0).astype(np.float32).mean(),
+    'rewards/chosen': lax.stopGradient(rChosen).mean(),
+    'rewards/rejected': lax.stopGradient(rRejected).mean(),
+    'rewards/margins': d.mean(),
+  };
+  return { loss, metrics };
+}
+
+/**
+ * The value at the last position where mask ≠ 0, per row: values [B,T] (a scalar head's output at every
+ * position), mask [B,T] (1 = real token) → [B]. Works for right padding, left padding and anything between,
+ * because it looks for the last real token, not at `length − 1`. A row with no real token gives 0.
+ * Gradient flows to `values` at the picked position only.
+ */
+export function lastTokenValues(values: Arr, mask: Arr): Arr {
+  const T = values.shape[1]!;
+  const pos = np.arange(T);
+  const last = np.where(mask.greater(0), pos.ref, -1).max(-1); // [B] int32, −1 when the row is empty
+  const pick = last.reshape([-1, 1]).equal(pos); //                 [B,T] one-hot of that position
+  return np.where(pick, values, 0).sum(-1);
+}
