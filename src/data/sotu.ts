@@ -43,7 +43,7 @@ const ABBREVIATIONS = new Set(['mr', 'mrs', 'ms', 'messrs', 'dr', 'st', 'hon', '
  */
 export function splitSentences(text: string): string[] {
   const out: string[] = [];
-  const re = /[.!?]+["'’”)\]]*\s+(?=["'‘“(\[]?[A-Z0-9])/g;
+  const re = /[.!?]+["'’”)\]]*\s+(?=["'‘“([]?[A-Z0-9])/g;
   let start = 0;
   for (const m of text.matchAll(re)) {
     const end = m.index + m[0].length;
@@ -70,7 +70,7 @@ const WORD_RE = new RegExp(WORD_PATTERN, 'gu');
 
 /** Lower-case, normalise apostrophes, drop control characters, split into words and punctuation. */
 export function tokenizeWords(sentence: string): string[] {
-  const norm = sentence.toLowerCase().replace(/[‘’`]/g, "'").replace(/[\u0000-\u001f\u007f]/g, ' ');
+  const norm = sentence.toLowerCase().replace(/[‘’`]/g, "'").replace(/\p{Cc}/gu, ' '); // control characters (one stray \x02 in the corpus)
   return norm.match(WORD_RE) ?? [];
 }
 
