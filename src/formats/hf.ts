@@ -316,7 +316,9 @@ export async function loadHFDir(dir: string, opts: LoadHFOptions = {}): Promise<
       where.set(n, file);
     }
   }
-  const defaultFile = [...files.keys()][0];
+  // A tensor found nowhere is missing from the index when there is one, else from the single file.
+  const index = join(dir, 'model.safetensors.index.json');
+  const defaultFile = existsSync(index) ? index : [...files.keys()][0];
   const used = new Set<string>();
   const params = paramsFromHFTensors(
     config,
