@@ -134,7 +134,7 @@ function complexityVerdict(ma: MethodAnalysis, mb: MethodAnalysis): Verdict {
     if (ca[k] < cb[k]) wa++;
     else if (cb[k] < ca[k]) wb++;
   }
-  const head = `Complexity: ${keys.map(([k, w]) => `${ca[k]} vs ${cb[k]} ${w}`).join(', ')} (${ma.label} vs ${mb.label}).`;
+  const head = `Complexity (${ma.label} vs ${mb.label}): ${keys.map(([k, w]) => `${ca[k]} vs ${cb[k]} ${w}`).join(', ')}.`;
   if (wa === wb) return { criterion: 'complexity', winner: null, text: `${head} Neither is simpler overall.` };
   const w = wa > wb ? ma : mb;
   return { criterion: 'complexity', winner: w.method, text: `${head} ${w.label} is simpler.` };
