@@ -2,7 +2,8 @@
 import assert from 'node:assert/strict';
 import { initEngine, np, Rng, type Arr } from '../../../src/engine/index.js';
 
-export const ready = initEngine('wasm');
+// wasm unless ALIGNLAB_DEVICE says otherwise (the same tests run on webgpu: ALIGNLAB_DEVICE=webgpu npm test -- losses).
+export const ready = initEngine();
 
 /** Read an array to a plain number[] (consumes it). */
 export async function read(x: Arr): Promise<number[]> {

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
-import { jit, valueAndGrad, type Arr } from '../../../src/engine/index.js';
+import { jit, valueAndGrad, currentDevice, type Arr } from '../../../src/engine/index.js';
 import { tokenLogprobsAndEntropy, nextTokenLogprobs, sequenceLogprob, entropyFromLogits } from '../../../src/train/logprobs.js';
 import { sftLoss } from '../../../src/train/sft.js';
 import { rewardLoss, lastTokenValues } from '../../../src/train/reward.js';
@@ -21,7 +21,7 @@ const dist = new URL('.', import.meta.resolve('@jax-js/jax')).pathname;
 const chunk = readdirSync(dist).find((f) => /^backend-.*\.js$/.test(f));
 assert.ok(chunk, `no backend-*.js chunk in ${dist}: the jax-js internals changed, update this test`);
 const getBackend = Object.values(await import(dist + chunk)).find((f) => (f as { name?: string })?.name === 'getBackend') as (d: string) => Backend;
-const be = getBackend('wasm'), live = new Map<unknown, number>();
+const be = getBackend(currentDevice()), live = new Map<unknown, number>();
 const [m0, i0, d0] = [be.malloc.bind(be), be.incRef.bind(be), be.decRef.bind(be)];
 be.malloc = (...a) => { const s = m0(...a); live.set(s, 1); return s; };
 be.incRef = (s) => { i0(s); live.set(s, (live.get(s) ?? 0) + 1); };
