@@ -377,7 +377,7 @@ export async function train<P, B, F = Record<string, never>>(o: TrainOptions<P, 
         assertAlive(params, 'evalFn');
       }
       log.write(step, row);
-      finalMetrics = { ...finalMetrics, ...row };
+      finalMetrics = { ...finalMetrics, ...row, step };
       bar.update(step, { tokens, metrics: { loss: r.loss, ...(row.eval_loss !== undefined ? { eval_loss: row.eval_loss } : {}) } });
 
       let saved = false;
