@@ -117,6 +117,7 @@ export async function loadParquet(file: string): Promise<Row[]> {
 /** Loads rows by file extension: .jsonl/.ndjson, .json, .csv, .parquet. */
 export async function loadRows(file: string): Promise<Row[]> {
   const ext = extname(file).toLowerCase();
+  if (!['.jsonl', '.ndjson', '.json', '.csv', '.parquet'].includes(ext)) throw new DataError(`${file}: unknown data format "${ext}" (use .jsonl, .json, .csv or .parquet)`);
   let text: string | undefined;
   if (ext !== '.parquet') {
     try {
@@ -129,7 +130,6 @@ export async function loadRows(file: string): Promise<Row[]> {
     case '.jsonl': case '.ndjson': return loadJsonl(file, text);
     case '.json': return loadJson(file, text);
     case '.csv': return loadCsv(file, text);
-    case '.parquet': return loadParquet(file);
-    default: throw new DataError(`${file}: unknown data format "${ext}" (use .jsonl, .json, .csv or .parquet)`);
+    default: return loadParquet(file);
   }
 }

@@ -14,10 +14,11 @@ export interface CompiledTemplate {
 
 type Node = { type?: string; [k: string]: unknown };
 
-/** Walks the parsed template and collects free variable names (not loop/set-bound, not filters or tests). */
+/** Walks the parsed template and collects the free variable names it requires (not loop/set-bound, not filters or tests, not `is defined` checks). */
 function freeVariables(program: unknown): string[] {
   const used = new Set<string>();
   const bound = new Set<string>();
+  const optional = new Set<string>();
   const bindTargets = (n: unknown) => {
     const node = n as Node;
     if (node?.type === 'Identifier') bound.add(node.value as string);
@@ -50,9 +51,13 @@ function freeVariables(program: unknown): string[] {
         if ((node.filter as Node).type === 'CallExpression') visit((node.filter as Node).args);
         visit(node.body);
         return;
-      case 'TestExpression':
-        visit(node.operand);
+      case 'TestExpression': {
+        // `x is defined` is how a template makes a field optional: such a field is not required.
+        const op = node.operand as Node;
+        if (op.type === 'Identifier' && ['defined', 'undefined'].includes((node.test as Node).value as string)) optional.add(op.value as string);
+        else visit(node.operand);
         return;
+      }
       case 'KeywordArgumentExpression':
         visit(node.value);
         return;
@@ -62,7 +67,7 @@ function freeVariables(program: unknown): string[] {
         visit(node.body);
         visit(node.defaultBlock);
         return;
-      case 'SetStatement':
+      case 'Set':
         bindTargets(node.assignee);
         visit(node.value);
         visit(node.body);
@@ -76,7 +81,7 @@ function freeVariables(program: unknown): string[] {
     for (const [k, v] of Object.entries(node)) if (k !== 'type') visit(v);
   };
   visit(program);
-  return [...used].filter((v) => !bound.has(v) && !GLOBALS.has(v)).sort();
+  return [...used].filter((v) => !bound.has(v) && !optional.has(v) && !GLOBALS.has(v)).sort();
 }
 
 export function compileTemplate(source: string, what = 'template'): CompiledTemplate {

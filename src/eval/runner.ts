@@ -1,0 +1,594 @@
+// The evaluation runner: every provider answers every sample of every task (through the response cache,
+// under a per-provider concurrency limit), then a reference model and a judge add perplexity, grades and
+// pairwise battles, then everything is scored and aggregated into per-task tables, axes and ratings.
+// Nothing here is specific to a provider kind: providers come from the registry by id.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { z } from 'zod';
+import { openStore, type DB } from '../store/db.js';
+import { computeAxes, type AxisName, type AxisSample, type AxisScore } from './axes.js';
+import { ResponseCache, type CacheStats } from './cache.js';
+import { countOutcomes, gradeAnswer, judgePair, JUDGE_DEFAULTS, type OutcomeCounts, type PairOutcome } from './judge.js';
+import { bootstrapMean, METRIC_DEFAULTS, multipleChoice, scoreGeneration, type Estimate, type TaskType } from './metrics/index.js';
+import type { ChatMessage, CompletionRequest, CompletionResponse, LoglikelihoodRequest, LoglikelihoodResponse, Provider } from './providers/types.js';
+import { lengthControlledWithCI, RATING_DEFAULTS, ratingsWithCI, winRateMatrix, type Battle, type LengthControlled, type Rating, type WinRateMatrix } from './ratings.js';
+import { createProvider } from './registry.js';
+import { loadTask, promptText, readYamlConfig, type Sample, type Task } from './tasks/index.js';
+
+// ------------------------------------------------------------------------------------------ config
+
+const ProviderRefSchema = z.union([
+  z.string().min(3),
+  z
+    .object({
+      id: z.string().min(3),
+      label: z.string().min(1).optional(),
+      concurrency: z.number().int().positive().optional(),
+      config: z.record(z.string(), z.unknown()).optional(),
+    })
+    .strict(),
+]);
+export type ProviderRef = z.output<typeof ProviderRefSchema>;
+
+export const EvalConfigSchema = z
+  .object({
+    name: z.string().regex(/^[A-Za-z0-9_.-]+$/).default('eval'),
+    /** Models under evaluation: provider ids, or {id, label, concurrency, config}. */
+    providers: z.array(ProviderRefSchema).min(1),
+    /** Task files, relative to the config file. */
+    tasks: z.array(z.string().min(1)).min(1),
+    judge: z
+      .object({
+        provider: ProviderRefSchema,
+        /** Position-swapped pairwise battles between every two models (ratings, win rates). */
+        pairwise: z.boolean().default(true),
+        /** Single-answer coherence grade 1-10 (feeds judge_score and response coherence). */
+        grade: z.boolean().default(true),
+        /** Tasks for pairwise battles (default: every generation and summarization task). */
+        tasks: z.array(z.string()).optional(),
+        /** Model label the length-controlled win rate compares against (default: the first provider). */
+        baseline: z.string().optional(),
+      })
+      .strict()
+      .optional(),
+    /** Reference model for perplexity (a provider with loglikelihood). */
+    reference: ProviderRefSchema.optional(),
+    /** Default requests in flight per provider. */
+    concurrency: z.number().int().positive().default(4),
+    /** Evaluate only the first N rows of every task. */
+    limit: z.number().int().positive().optional(),
+    seed: z.number().int().default(1234),
+    /** Bootstrap resamples for every CI (0 = no CIs). */
+    bootstrap: z.number().int().min(0).default(1000),
+    ppl_max: z.number().gt(1).default(METRIC_DEFAULTS.ppl_max),
+    repetition_n: z.number().int().min(1).default(METRIC_DEFAULTS.repetition_n),
+    /** Output folder, relative to the config file (default runs/eval-<name> under the working directory). */
+    out: z.string().optional(),
+  })
+  .strict();
+export type EvalConfig = z.output<typeof EvalConfigSchema>;
+
+export function loadEvalConfig(file: string): EvalConfig {
+  return readYamlConfig(file, EvalConfigSchema);
+}
+
+// ------------------------------------------------------------------------------------------ results
+
+export interface SampleRecord {
+  task: string;
+  type: TaskType;
+  model: string;
+  provider: string;
+  id: string;
+  row_id: string;
+  template: number;
+  where: string;
+  prompt?: string;
+  messages?: ChatMessage[];
+  references: string[];
+  output?: string;
+  finish_reason?: string;
+  latency_ms?: number;
+  choices?: string[];
+  gold?: number;
+  choice_logprobs?: number[];
+  pred?: number;
+  pred_norm?: number;
+  ppl?: number;
+  judge_score?: number | null;
+  judge_raw?: string;
+  metrics: Record<string, number>;
+  /** True when the model's response came from the cache. */
+  cached: boolean;
+}
+
+export interface MetricSummary extends Estimate {
+  n: number;
+}
+
+export interface TaskResult {
+  name: string;
+  type: TaskType;
+  file: string;
+  rows: number;
+  templates: number;
+  primary_metric: string;
+  metrics: string[];
+  /** model → metric → mean over the main-prompt samples, with a bootstrap CI. */
+  scores: Record<string, Record<string, MetricSummary>>;
+  /** model → mean primary metric per template (index 0 = main prompt). */
+  by_template: Record<string, number[]>;
+  /** Models that could not run the task, with the reason. */
+  skipped: Record<string, string>;
+}
+
+export interface PairwiseResult {
+  judge: string;
+  baseline: string;
+  /** Judged pairs (each asked in both orders). */
+  comparisons: number;
+  /** "A vs B" → outcome counts from A's side (a = A won). */
+  outcomes: Record<string, OutcomeCounts>;
+  totals: OutcomeCounts;
+  ratings: Rating[];
+  win_rates: WinRateMatrix;
+  /** model → win rate and length-controlled win rate against the baseline. */
+  vs_baseline: Record<string, LengthControlled & { ci: [number, number]; winRateCi: [number, number] }>;
+}
+
+export interface EvalResult {
+  name: string;
+  created_at: string;
+  models: { label: string; provider: string; model: string }[];
+  tasks: TaskResult[];
+  axes: Record<string, Partial<Record<AxisName, AxisScore>>>;
+  pairwise?: PairwiseResult;
+  notes: string[];
+  cache: CacheStats;
+  calls: number;
+  wall_ms: number;
+  samples: SampleRecord[];
+}
+
+// ------------------------------------------------------------------------------------------ plumbing
+
+/** A counting semaphore: at most `limit` provider calls in flight. */
+export class Limiter {
+  private active = 0;
+  private readonly queue: (() => void)[] = [];
+  constructor(readonly limit: number) {}
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.active >= this.limit) await new Promise<void>((r) => this.queue.push(r));
+    this.active++;
+    try {
+      return await fn();
+    } finally {
+      this.active--;
+      this.queue.shift()?.();
+    }
+  }
+}
+
+/** Progress line: done/total, rate, ETA; printed at most every `everyMs` and once at the end. */
+export class Progress {
+  private done = 0;
+  private cached = 0;
+  private last = 0;
+  private readonly start = Date.now();
+  constructor(
+    private readonly phase: string,
+    private readonly total: number,
+    private readonly log: (line: string) => void,
+    private readonly everyMs = 1000,
+  ) {}
+  tick(cached: boolean): void {
+    this.done++;
+    if (cached) this.cached++;
+    const now = Date.now();
+    if (this.done === this.total || now - this.last >= this.everyMs) {
+      this.last = now;
+      this.log(this.line(now));
+    }
+  }
+  line(now = Date.now()): string {
+    const s = Math.max(1e-3, (now - this.start) / 1000);
+    const rate = this.done / s;
+    const eta = rate > 0 ? (this.total - this.done) / rate : Infinity;
+    const pct = this.total ? Math.floor((100 * this.done) / this.total) : 100;
+    const etaStr = this.done === this.total ? `done in ${s.toFixed(1)}s` : `ETA ${Number.isFinite(eta) ? eta.toFixed(0) + 's' : '?'}`;
+    return `[${this.phase}] ${this.done}/${this.total} (${pct}%) · ${rate.toFixed(1)}/s · ${etaStr} · ${this.cached} cached`;
+  }
+}
+
+interface Handle {
+  label: string;
+  provider: Provider;
+  limiter: Limiter;
+}
+
+/** Runs jobs concurrently; after the first failure no new provider call starts, in-flight ones finish (and are cached), then the error is thrown. */
+class Jobs {
+  error?: Error;
+  guard<T>(fn: () => Promise<T>): () => Promise<T> {
+    return () => {
+      if (this.error) return Promise.reject(new Stopped());
+      return fn();
+    };
+  }
+  async all<T>(jobs: (() => Promise<T>)[]): Promise<T[]> {
+    const settled = await Promise.allSettled(
+      jobs.map((j) =>
+        j().catch((e: unknown) => {
+          if (!(e instanceof Stopped) && !this.error) this.error = e as Error;
+          throw e;
+        }),
+      ),
+    );
+    if (this.error) throw this.error;
+    return settled.map((s) => (s as PromiseFulfilledResult<T>).value);
+  }
+}
+class Stopped extends Error {}
+
+function refOf(r: ProviderRef): { id: string; label?: string; concurrency?: number; config?: Record<string, unknown> } {
+  return typeof r === 'string' ? { id: r } : r;
+}
+
+/** Cuts the answer at the first stop string (some servers return it) and trims whitespace. */
+export function postprocess(text: string, stop: string[]): string {
+  let end = text.length;
+  for (const s of stop) {
+    const i = text.indexOf(s);
+    if (i >= 0 && i < end) end = i;
+  }
+  return text.slice(0, end).trim();
+}
+
+export function slug(s: string): string {
+  return s.replace(/[^A-Za-z0-9._-]+/g, '_').slice(0, 120);
+}
+
+// ------------------------------------------------------------------------------------------ runner
+
+export interface RunEvalOptions {
+  /** Folder that task paths (and `out`) are relative to: the config file's folder. */
+  baseDir?: string;
+  /** Output folder (overrides config.out). */
+  out?: string;
+  /** SQLite store (default: openStore()). */
+  db?: DB;
+  /** --no-cache: ask providers again even when a response is stored (fresh responses are still stored). */
+  noCache?: boolean;
+  /** Progress and notes (default: stderr). */
+  log?: (line: string) => void;
+  progressEveryMs?: number;
+}
+
+export async function runEvalFile(file: string, opts: Omit<RunEvalOptions, 'baseDir'> = {}): Promise<EvalResult> {
+  return runEval(loadEvalConfig(file), { ...opts, baseDir: dirname(resolve(file)) });
+}
+
+export async function runEval(cfg: EvalConfig, opts: RunEvalOptions = {}): Promise<EvalResult> {
+  const t0 = Date.now();
+  const baseDir = opts.baseDir ?? process.cwd();
+  const log = opts.log ?? ((l: string) => process.stderr.write(l + '\n'));
+  const notes: string[] = [];
+  const note = (n: string) => {
+    if (!notes.includes(n)) {
+      notes.push(n);
+      log(`note: ${n}`);
+    }
+  };
+
+  // Tasks first: a bad task file fails before any provider starts.
+  const tasks: Task[] = [];
+  for (const t of cfg.tasks) tasks.push(await loadTask(resolve(baseDir, t)));
+  const names = new Set<string>();
+  for (const t of tasks) {
+    if (names.has(t.spec.name)) throw new Error(`two tasks are named "${t.spec.name}" (${t.file}); task names must be unique`);
+    names.add(t.spec.name);
+    if (cfg.limit !== undefined) limitRows(t, cfg.limit);
+  }
+
+  const handles: Handle[] = [];
+  const open = async (r: ProviderRef): Promise<Handle> => {
+    const ref = refOf(r);
+    const concurrency = ref.concurrency ?? cfg.concurrency;
+    const provider = await createProvider(ref.id, { label: ref.label, concurrency, config: ref.config });
+    const h = { label: ref.label ?? ref.id, provider, limiter: new Limiter(concurrency) };
+    handles.push(h);
+    return h;
+  };
+
+  const db = opts.db ?? openStore();
+  const cache = new ResponseCache(db, { read: !opts.noCache });
+  let calls = 0;
+  const jobs = new Jobs();
+  function call<Req, Res>(h: Handle, kind: 'complete' | 'loglikelihood', req: Req, fn: (req: Req) => Promise<Res>) {
+    return cache.through(h.provider, kind, req, () =>
+      h.limiter.run(
+        jobs.guard(async () => {
+          calls++;
+          return fn(req);
+        }),
+      ),
+    );
+  }
+  const complete = (h: Handle) => (req: CompletionRequest) => call(h, 'complete', req, (r) => h.provider.complete(r)).then((x) => x.value);
+
+  try {
+    const models: Handle[] = [];
+    for (const r of cfg.providers) models.push(await open(r));
+    const labels = models.map((m) => m.label);
+    const dup = labels.find((l, i) => labels.indexOf(l) !== i);
+    if (dup) throw new Error(`two providers have the label "${dup}"; give them distinct labels`);
+    const judge = cfg.judge ? await open(cfg.judge.provider) : undefined;
+    const reference = cfg.reference ? await open(cfg.reference) : undefined;
+    if (reference && !reference.provider.loglikelihood) note(`reference model ${reference.label} returns no log-likelihoods: no perplexity`);
+
+    // ---- 1. responses
+    const records: SampleRecord[] = [];
+    const skipped = new Map<string, Record<string, string>>(tasks.map((t) => [t.spec.name, {}]));
+    const genJobs: (() => Promise<void>)[] = [];
+    for (const m of models)
+      for (const task of tasks) {
+        const spec = task.spec;
+        if (spec.type === 'multiple_choice' && !m.provider.loglikelihood) {
+          skipped.get(spec.name)![m.label] = 'provider returns no log-likelihoods (multiple choice needs them)';
+          note(`${m.label}: skipped ${spec.name} (multiple choice needs log-likelihoods, which this provider does not return)`);
+          continue;
+        }
+        for (const s of task.samples) {
+          const rec: SampleRecord = {
+            task: spec.name, type: spec.type, model: m.label, provider: m.provider.id, id: s.id, row_id: s.rowId,
+            template: s.template, where: s.where, references: s.references, metrics: {}, cached: false,
+            ...(s.prompt !== undefined ? { prompt: s.prompt } : { messages: s.messages }),
+          };
+          records.push(rec);
+          genJobs.push(async () => {
+            try {
+              if (spec.type === 'multiple_choice') await answerChoice(m, task, s, rec);
+              else await answerText(m, task, s, rec);
+            } catch (e) {
+              if (e instanceof Stopped) throw e;
+              throw new Error(`${m.label} on ${spec.name} sample ${s.id} (${s.where}): ${(e as Error).message}`, { cause: e });
+            }
+            progress.tick(rec.cached);
+          });
+        }
+      }
+    const progress = new Progress('responses', genJobs.length, log, opts.progressEveryMs);
+    async function answerText(m: Handle, task: Task, s: Sample, rec: SampleRecord) {
+      const g = task.spec.generation;
+      const req: CompletionRequest = {
+        ...(s.prompt !== undefined ? { prompt: s.prompt } : { messages: s.messages }),
+        maxTokens: g.max_tokens,
+        temperature: g.temperature,
+        ...(g.top_p !== undefined ? { topP: g.top_p } : {}),
+        ...(g.stop.length ? { stop: g.stop } : {}),
+        ...(g.seed !== undefined ? { seed: g.seed } : {}),
+      };
+      const { value, cached } = await call<CompletionRequest, CompletionResponse>(m, 'complete', req, (r) => m.provider.complete(r));
+      if (typeof value?.text !== 'string') throw new Error('provider returned no text');
+      rec.output = postprocess(value.text, g.stop);
+      rec.finish_reason = value.finishReason;
+      if (value.latencyMs !== undefined) rec.latency_ms = value.latencyMs;
+      rec.cached = cached;
+    }
+    async function answerChoice(m: Handle, task: Task, s: Sample, rec: SampleRecord) {
+      const reqs: LoglikelihoodRequest[] = s.choices!.map((c) => ({ context: s.prompt!, continuation: task.spec.target_delimiter + c }));
+      const { value, cached } = await call<LoglikelihoodRequest[], LoglikelihoodResponse[]>(m, 'loglikelihood', reqs, (r) => m.provider.loglikelihood!(r));
+      if (!Array.isArray(value) || value.length !== reqs.length) throw new Error(`loglikelihood returned ${Array.isArray(value) ? value.length : 'no'} results for ${reqs.length} choices`);
+      rec.choices = s.choices;
+      rec.gold = s.gold;
+      rec.choice_logprobs = value.map((v) => v.logprob);
+      rec.cached = cached;
+    }
+    await jobs.all(genJobs);
+
+    // ---- 2. perplexity under the reference model, and judge grades
+    const sampleOf = new Map<string, Sample>();
+    for (const t of tasks) for (const s of t.samples) sampleOf.set(`${t.spec.name}\u0000${s.id}`, s);
+    const taskOf = new Map(tasks.map((t) => [t.spec.name, t]));
+    const textRecs = records.filter((r) => r.output !== undefined);
+    const wants = (r: SampleRecord, m: string) => taskOf.get(r.task)!.spec.metrics.includes(m);
+    const extraJobs: (() => Promise<void>)[] = [];
+    if (reference?.provider.loglikelihood) {
+      for (const r of textRecs) {
+        if (!(wants(r, 'perplexity') || wants(r, 'coherence')) || r.output === '') continue;
+        const s = sampleOf.get(`${r.task}\u0000${r.id}`)!;
+        extraJobs.push(async () => {
+          const reqs = [{ context: promptText(s) + '\n\n', continuation: r.output! }];
+          const { value, cached } = await call<LoglikelihoodRequest[], LoglikelihoodResponse[]>(reference, 'loglikelihood', reqs, (q) => reference.provider.loglikelihood!(q));
+          const v = value[0];
+          if (v && v.tokens > 0) r.ppl = Math.exp(-v.logprob / v.tokens);
+          extraProgress.tick(cached);
+        });
+      }
+    } else if (tasks.some((t) => t.spec.metrics.includes('perplexity'))) note('no reference model with log-likelihoods configured: perplexity not computed');
+    if (judge && cfg.judge!.grade) {
+      for (const r of textRecs) {
+        if (!(wants(r, 'judge_score') || wants(r, 'coherence'))) continue;
+        const s = sampleOf.get(`${r.task}\u0000${r.id}`)!;
+        extraJobs.push(async () => {
+          const g = await gradeAnswer(complete(judge), s.question, r.output!);
+          r.judge_score = g.score;
+          r.judge_raw = g.raw;
+          if (g.score === null) note(`judge ${judge.label} gave unreadable grades for some samples (left out of judge_score)`);
+          extraProgress.tick(false);
+        });
+      }
+    } else if (tasks.some((t) => t.spec.metrics.includes('judge_score'))) note('no judge configured: judge_score not computed');
+    const extraProgress = new Progress('reference+judge', extraJobs.length, log, opts.progressEveryMs);
+    if (extraJobs.length) await jobs.all(extraJobs);
+
+    // ---- 3. pairwise battles
+    let pairwise: PairwiseResult | undefined;
+    if (judge && cfg.judge!.pairwise && models.length >= 2) {
+      const pairTasks = cfg.judge!.tasks ?? tasks.filter((t) => t.spec.type === 'generation' || t.spec.type === 'summarization').map((t) => t.spec.name);
+      for (const n of pairTasks) if (!taskOf.has(n)) throw new Error(`judge.tasks names "${n}", which is not among the tasks (${[...taskOf.keys()].join(', ')})`);
+      const byKey = new Map(records.map((r) => [`${r.model}\u0000${r.task}\u0000${r.id}`, r]));
+      const pairJobs: (() => Promise<{ a: SampleRecord; b: SampleRecord; outcome: PairOutcome }>)[] = [];
+      for (const task of pairTasks)
+        for (const s of taskOf.get(task)!.samples) {
+          if (s.template !== 0) continue;
+          for (let i = 0; i < models.length; i++)
+            for (let j = i + 1; j < models.length; j++) {
+              const a = byKey.get(`${models[i]!.label}\u0000${task}\u0000${s.id}`);
+              const b = byKey.get(`${models[j]!.label}\u0000${task}\u0000${s.id}`);
+              if (a?.output === undefined || b?.output === undefined) continue;
+              pairJobs.push(async () => {
+                const jd = await judgePair(complete(judge), s.question, a.output!, b.output!);
+                pairProgress.tick(false);
+                return { a, b, outcome: jd.outcome };
+              });
+            }
+        }
+      const pairProgress = new Progress('pairwise', pairJobs.length, log, opts.progressEveryMs);
+      const judged = await jobs.all(pairJobs);
+      pairwise = summarizePairs(judged, labels, judge.label, cfg.judge!.baseline ?? labels[0]!, cfg);
+    }
+
+    // ---- 4. score and aggregate
+    for (const r of records) scoreRecord(r, taskOf.get(r.task)!, sampleOf.get(`${r.task}\u0000${r.id}`)!, cfg);
+    const result: EvalResult = {
+      name: cfg.name,
+      created_at: new Date().toISOString(),
+      models: models.map((m) => ({ label: m.label, provider: m.provider.id, model: m.provider.model })),
+      tasks: tasks.map((t) => summarizeTask(t, records, labels, skipped.get(t.spec.name)!, cfg)),
+      axes: Object.fromEntries(labels.map((l) => [l, computeAxes(axisSamples(records.filter((r) => r.model === l), taskOf), { iters: cfg.bootstrap, seed: cfg.seed })])),
+      ...(pairwise ? { pairwise } : {}),
+      notes,
+      cache: { ...cache.stats },
+      calls,
+      wall_ms: Date.now() - t0,
+      samples: records,
+    };
+    const out = opts.out ?? (cfg.out ? resolve(baseDir, cfg.out) : resolve('runs', `eval-${cfg.name}`));
+    writeRunFiles(out, cfg, tasks, result);
+    log(`eval: ${records.length} samples, ${calls} provider calls, ${cache.stats.hits} cache hits, ${(result.wall_ms / 1000).toFixed(1)}s → ${out}`);
+    return result;
+  } finally {
+    await Promise.allSettled(handles.map((h) => h.provider.close?.()));
+  }
+}
+
+/** Keeps the first `limit` rows of a task (every template of each). */
+function limitRows(t: Task, limit: number) {
+  const keep = new Set<string>();
+  for (const s of t.samples) if (keep.size < limit || keep.has(s.rowId)) keep.add(s.rowId);
+  t.samples = t.samples.filter((s) => keep.has(s.rowId));
+  t.rows = keep.size;
+}
+
+function scoreRecord(r: SampleRecord, task: Task, sample: Sample, cfg: EvalConfig) {
+  const spec = task.spec;
+  if (spec.type === 'multiple_choice') {
+    if (!r.choice_logprobs) return;
+    const mc = multipleChoice(r.choice_logprobs, r.choices!, r.gold!);
+    r.pred = mc.pred;
+    r.pred_norm = mc.pred_norm;
+    for (const m of spec.metrics) if (m === 'acc' || m === 'acc_norm') r.metrics[m] = mc[m];
+    return;
+  }
+  if (r.output === undefined) return;
+  r.metrics = scoreGeneration(
+    spec.metrics,
+    { output: r.output, references: r.references, source: sample.source, ppl: r.ppl, judge: r.judge_score ?? undefined },
+    { ppl_max: cfg.ppl_max, repetition_n: cfg.repetition_n },
+  );
+}
+
+function summarizeTask(t: Task, records: SampleRecord[], labels: string[], skipped: Record<string, string>, cfg: EvalConfig): TaskResult {
+  const spec = t.spec;
+  const scores: TaskResult['scores'] = {};
+  const byTemplate: TaskResult['by_template'] = {};
+  for (const l of labels) {
+    if (skipped[l]) continue;
+    const mine = records.filter((r) => r.model === l && r.task === spec.name);
+    const main = mine.filter((r) => r.template === 0);
+    scores[l] = {};
+    for (const m of spec.metrics) {
+      const xs = main.flatMap((r) => (r.metrics[m] === undefined ? [] : [r.metrics[m]!]));
+      if (xs.length === 0) continue;
+      const e = cfg.bootstrap > 0 ? bootstrapMean(xs, { iters: cfg.bootstrap, seed: cfg.seed }) : { value: xs.reduce((a, b) => a + b, 0) / xs.length, lo: NaN, hi: NaN };
+      scores[l]![m] = { ...e, n: xs.length };
+    }
+    byTemplate[l] = Array.from({ length: 1 + spec.paraphrases.length }, (_, k) => {
+      const xs = mine.filter((r) => r.template === k).flatMap((r) => (r.metrics[spec.primary_metric] === undefined ? [] : [r.metrics[spec.primary_metric]!]));
+      return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN;
+    });
+  }
+  return {
+    name: spec.name, type: spec.type, file: t.file, rows: t.rows, templates: 1 + spec.paraphrases.length,
+    primary_metric: spec.primary_metric, metrics: spec.metrics, scores, by_template: byTemplate, skipped,
+  };
+}
+
+function axisSamples(records: SampleRecord[], taskOf: Map<string, Task>): AxisSample[] {
+  const out: AxisSample[] = [];
+  for (const r of records) {
+    const spec = taskOf.get(r.task)!.spec;
+    const primary = r.metrics[spec.primary_metric];
+    if (primary === undefined) continue;
+    out.push({ task: r.task, type: r.type, axes: spec.axes, rowId: r.row_id, template: r.template, primary, ...(r.metrics.coherence !== undefined ? { coherence: r.metrics.coherence } : {}) });
+  }
+  return out;
+}
+
+function summarizePairs(
+  judged: { a: SampleRecord; b: SampleRecord; outcome: PairOutcome }[],
+  labels: string[],
+  judge: string,
+  baseline: string,
+  cfg: EvalConfig,
+): PairwiseResult {
+  if (!labels.includes(baseline)) throw new Error(`judge.baseline "${baseline}" is not a provider label (${labels.join(', ')})`);
+  const outcomes: Record<string, PairOutcome[]> = {};
+  const battles: Battle[] = [];
+  const lc: Record<string, { preference: number; modelLength: number; baselineLength: number }[]> = {};
+  for (const { a, b, outcome } of judged) {
+    (outcomes[`${a.model} vs ${b.model}`] ??= []).push(outcome);
+    if (outcome === 'invalid') continue;
+    // An inconsistent pair (the verdict flipped with the order) counts as a tie.
+    const winner = outcome === 'inconsistent' ? 'tie' : outcome;
+    battles.push({ a: a.model, b: b.model, winner });
+    const prefA = winner === 'a' ? 1 : winner === 'b' ? 0 : 0.5;
+    if (b.model === baseline) (lc[a.model] ??= []).push({ preference: prefA, modelLength: a.output!.length, baselineLength: b.output!.length });
+    if (a.model === baseline) (lc[b.model] ??= []).push({ preference: 1 - prefA, modelLength: b.output!.length, baselineLength: a.output!.length });
+  }
+  const ratingOpts = { iters: cfg.bootstrap, seed: cfg.seed };
+  return {
+    judge,
+    baseline,
+    comparisons: judged.length,
+    outcomes: Object.fromEntries(Object.entries(outcomes).map(([k, v]) => [k, countOutcomes(v)])),
+    totals: countOutcomes(judged.map((j) => j.outcome)),
+    ratings: battles.length ? ratingsWithCI(battles, ratingOpts) : [],
+    win_rates: winRateMatrix(battles, labels),
+    vs_baseline: Object.fromEntries(Object.entries(lc).map(([m, recs]) => [m, lengthControlledWithCI(recs, { iters: Math.min(cfg.bootstrap, 500), seed: cfg.seed })])),
+  };
+}
+
+function writeRunFiles(out: string, cfg: EvalConfig, tasks: Task[], result: EvalResult) {
+  mkdirSync(out, { recursive: true });
+  const resolved = {
+    config: cfg,
+    tasks: tasks.map((t) => ({ file: t.file, data: t.dataFile, rows: t.rows, samples: t.samples.length, spec: t.spec })),
+    defaults: { metrics: METRIC_DEFAULTS, judge: JUDGE_DEFAULTS, ratings: RATING_DEFAULTS },
+  };
+  writeFileSync(join(out, 'config.resolved.json'), JSON.stringify(resolved, null, 2) + '\n');
+  // Per-sample logs, one JSONL per task and model, rewritten whole each run: every sample exactly once.
+  const groups = new Map<string, SampleRecord[]>();
+  for (const r of result.samples) {
+    const k = join(out, 'samples', slug(r.task), `${slug(r.model)}.jsonl`);
+    if (!groups.has(k)) groups.set(k, []);
+    groups.get(k)!.push(r);
+  }
+  for (const [file, recs] of groups) {
+    mkdirSync(dirname(file), { recursive: true });
+    writeFileSync(file, recs.map((r) => JSON.stringify(r)).join('\n') + '\n');
+  }
+  const { samples: _samples, ...summary } = result;
+  writeFileSync(join(out, 'results.json'), JSON.stringify(summary, null, 2) + '\n');
+}
