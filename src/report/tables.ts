@@ -86,21 +86,27 @@ export function perMethodTable(an: StudyAnalysis): Table {
 }
 
 export function matchedKlTable(an: StudyAnalysis): Table {
-  const pairs = [...new Map(an.gridComparisons.map((c) => [`${c.a}/${c.b}`, [c.a, c.b] as const])).values()];
+  const pairs = new Set(an.gridComparisons.map((c) => `${c.a}/${c.b}`));
+  const many = pairs.size > 1;
+  const first = an.gridComparisons[0];
+  const [a, b] = first ? [METHOD_LABELS[first.a], METHOD_LABELS[first.b]] : ['DPO', 'PPO'];
   const rows = an.gridComparisons.map((c) => [
+    ...(many ? [`${METHOD_LABELS[c.a]} vs ${METHOD_LABELS[c.b]}`] : []),
     f3(c.kl),
     withN(`${f3(c.aReward.mean)} ${ci(c.aReward)}`, c.aReward.n),
     withN(`${f3(c.bReward.mean)} ${ci(c.bReward)}`, c.bReward.n),
     `${signed(c.diff.mean)} ${signedCi(c.diff)}`,
     c.winner ? `yes: ${METHOD_LABELS[c.winner]}` : 'no',
   ]);
-  const [a, b] = pairs[0] ?? (['dpo', 'ppo'] as const);
+  const columns = many
+    ? ['Comparison', 'KL budget', 'First', 'Second', 'First − second [95% CI]', 'Significant']
+    : ['KL budget', a, b, `${a} − ${b} [95% CI]`, 'Significant'];
   return {
     id: 'matched-kl',
-    title: `Reward at matched KL: ${METHOD_LABELS[a]} − ${METHOD_LABELS[b]} by KL budget`,
-    columns: ['KL budget', METHOD_LABELS[a], METHOD_LABELS[b], `${METHOD_LABELS[a]} − ${METHOD_LABELS[b]} [95% CI]`, 'Significant'],
-    rows: rows.length ? rows : [['n/a', 'n/a', 'n/a', 'n/a', 'no shared KL budget']],
-    note: an.klRange ? `KL grid over (${f3(an.klRange.lo)}, ${f3(an.klRange.hi)}]: the range every seed of both methods reaches. Difference CI: ${an.bootstrap.iters} bootstrap resamples of seeds, each method resampled independently.` : 'The methods share no KL range above the base policy.',
+    title: many ? 'Reward at matched KL by KL budget' : `Reward at matched KL: ${a} − ${b} by KL budget`,
+    columns,
+    rows: rows.length ? rows : [columns.map((_, i) => (i === columns.length - 1 ? 'no shared KL budget' : 'n/a'))],
+    note: an.klRange ? `KL grid over (${f3(an.klRange.lo)}, ${f3(an.klRange.hi)}]: the range every seed of the compared methods reaches. Difference CI: ${an.bootstrap.iters} bootstrap resamples of seeds, each method resampled independently.` : 'The compared methods share no KL range above the base policy.',
   };
 }
 

@@ -246,7 +246,11 @@ export function seedFrontiers(runs: readonly Run[], method: Method, base?: Check
   const out = new Map<number, FrontierPoint[]>();
   const a = anchor(base);
   for (const [seed, rs] of [...bySeed].sort((x, y) => x[0] - y[0])) {
-    out.set(seed, paretoFrontier([...a.map((c) => ({ ...c, runId: 'base', seed, setting: 'base' })), ...pointsOf(rs)]));
+    const pts = pointsOf(rs).filter((p) => Number.isFinite(p.kl) && Number.isFinite(p.reward));
+    // A seed with no evaluated checkpoint yet (a run just started) has no curve; one whose checkpoints all
+    // fall below the base keeps the base point alone: it never improved, and that counts.
+    if (pts.length === 0) continue;
+    out.set(seed, paretoFrontier([...a.map((c) => ({ ...c, runId: 'base', seed, setting: 'base' })), ...pts]));
   }
   return out;
 }

@@ -143,6 +143,13 @@ test('report.html opens in headless Chromium: charts render as SVG with marks, e
   }
 });
 
+test('more than one compared pair: the matched-KL table labels each row with its pair', async () => {
+  const r = await buildReport(fullStudy(), { now: FIXED_NOW, analysis: { compare: [['dpo', 'ppo'], ['dpo', 'ppo-gt']] } });
+  assert.match(r.markdown, /^\| Comparison \| KL budget \| First \| Second \|/m);
+  assert.match(r.markdown, /^\| DPO vs PPO-GT \| /m);
+  assert.equal(r.analysis.gridComparisons.length, 16);
+});
+
 test('a study without PPO still renders, and says why there is no recommendation', async () => {
   const s = dpoVsPpo({ dpoGain: 0.5, ppoGain: 0.5 });
   s.runs = s.runs.filter((r) => r.method === 'dpo');

@@ -252,6 +252,17 @@ test('analyzeStudy on a noiseless synthetic study reproduces the generating curv
   close(an.byMethod.ppo!.maxKl.mean, 8);
 });
 
+test('analyzeStudy mid-study: a run with no checkpoint yet does not shrink the shared KL range', () => {
+  const study = dpoVsPpo({ dpoGain: 0.6, ppoGain: 0.4, noise: 0 });
+  const fresh = newRun('ppo', { klCoef: 0.05 }, 4, DPO_CX);
+  study.runs.push(fresh);
+  const an = analyzeStudy(study);
+  assert.deepEqual(an.klRange, { lo: 0, hi: 6 });
+  assert.equal(an.byMethod.ppo!.headline!.reward.n, 3);
+  assert.equal(an.byMethod.ppo!.stability.runs, 6); // the running run is not counted
+  assert.deepEqual(an.byMethod.ppo!.seeds, [1, 2, 3, 4]);
+});
+
 test('analyzeStudy with seed noise: the CI brackets the truth and widens with noise', () => {
   const truth = BASE.reward + 0.5 * (1 - Math.exp(-3));
   const widths = [0.01, 0.05].map((noise) => {
