@@ -22,6 +22,8 @@ export interface LmBatch {
   target: Int32Array; // [B, T]
   weight: Float32Array; // [B, T]
   valid: Float32Array; // [B, T]
+  /** Position ids [B, T]: 0…T−1 on every row (right padding). */
+  pos: Int32Array;
   /** Real tokens per row (after truncation). */
   lengths: number[];
 }
@@ -61,14 +63,17 @@ export function lmBatch(examples: TokenizedExample[], T: number, o: LmBatchOptio
     }
   });
   for (let b = examples.length; b < B; b++) lengths.push(0);
-  return { B, T, input, target, weight, valid, lengths };
+  const pos = new Int32Array(B * T);
+  for (let i = 0; i < B * T; i++) pos[i] = i % T;
+  return { B, T, input, target, weight, valid, pos, lengths };
 }
 
-/** The device arrays of an LmBatch: { input, target (int32), weight, valid (float32) }, each [B, T]. */
-export function lmBatchToDevice(b: LmBatch): { input: Arr; target: Arr; weight: Arr; valid: Arr } {
+/** The device arrays of an LmBatch: { input, target, pos (int32), weight, valid (float32) }, each [B, T]. */
+export function lmBatchToDevice(b: LmBatch): { input: Arr; target: Arr; pos: Arr; weight: Arr; valid: Arr } {
   const shape = [b.B, b.T];
   return {
     input: np.array(b.input, { dtype: np.int32, shape }),
+    pos: np.array(b.pos, { dtype: np.int32, shape }),
     target: np.array(b.target, { dtype: np.int32, shape }),
     weight: np.array(b.weight, { shape }),
     valid: np.array(b.valid, { shape }),

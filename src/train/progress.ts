@@ -45,7 +45,7 @@ export class ProgressBar {
     this.start = o.start ?? 0;
     this.stream = o.stream ?? process.stderr;
     const e = o.enabled ?? 'auto';
-    this.enabled = e === 'auto' ? Boolean(this.stream.isTTY) && !process.env.CI : e;
+    this.enabled = e === 'auto' ? Boolean(this.stream.isTTY) : e;
     this.label = o.label ?? 'train';
     this.now = o.now ?? (() => performance.now());
     this.t0 = this.now();

@@ -145,6 +145,7 @@ test('lmBatch: right padding, shifted targets, completion-only weights, truncati
   assert.deepEqual(Array.from(b.weight), [0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
   assert.deepEqual(Array.from(b.valid), [1, 1, 1, 1, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0]);
   assert.deepEqual(b.lengths, [4, 2, 0]);
+  assert.deepEqual(Array.from(b.pos.slice(5, 10)), [0, 1, 2, 3, 4]);
   const full = lmBatch([{ ids: [1, 2, 3, 4, 5, 6], completionStart: 3 }], 4, { padId: 0 });
   assert.deepEqual(Array.from(full.weight), [1, 1, 1, 0]); // completionOnly off: every next token counts
   assert.throws(() => lmBatch([{ ids: [1, 2, 3] }], 2, { padId: 0, overflow: 'error' }), /example 0 has 3 tokens, more than T=2/);
