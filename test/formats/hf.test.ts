@@ -183,7 +183,7 @@ test('bad directories fail with errors naming the file and the field or tensor',
 
   d = await fresh();
   const f2 = join(d, 'model.safetensors');
-  const t2 = Object.fromEntries(readSafetensors(f2));
+  const t2: Record<string, HostTensor> = Object.fromEntries(readSafetensors(f2));
   t2['model.layers.0.self_attn.k_proj.weight'] = { shape: [16, 32], data: new Float32Array(512) };
   writeSafetensors(f2, t2, { format: 'pt' });
   await assert.rejects(loadHFDir(d), (e: Error) => e.message === `${f2}: tensor "model.layers.0.self_attn.k_proj.weight" has shape [16, 32], expected [32, 32] from config.json`);

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { readSafetensors, readSafetensorsHeader, writeSafetensors } from '../../src/formats/safetensors.js';
 import type { HostTensor } from '../../src/model/params.js';
-import { rng, tmp } from './helpers.js';
+import { errorOf, rng, tmp } from './helpers.js';
 
 const dir = tmp('st');
 
@@ -24,15 +24,6 @@ function craft(name: string, header: unknown, data: Uint8Array, { pad = true, le
   const path = join(dir, name);
   writeFileSync(path, Buffer.concat([len, hb, data]));
   return path;
-}
-
-function errorOf(f: () => unknown): string {
-  try {
-    f();
-  } catch (e) {
-    return (e as Error).message;
-  }
-  return 'no error';
 }
 
 const u16 = (xs: number[]) => new Uint8Array(Uint16Array.from(xs).buffer);

@@ -25,6 +25,11 @@ export interface LlamaCppStartOptions {
 
 type RequestBody = WorkerRequest extends unknown ? (WorkerRequest extends infer R ? (R extends WorkerRequest ? Omit<R, 'id'> : never) : never) : never;
 
+export interface RequestOptions {
+  /** Overrides the child's requestTimeoutMs for this call. */
+  timeoutMs?: number;
+}
+
 interface Pending {
   resolve: (v: unknown) => void;
   reject: (e: Error) => void;
@@ -131,7 +136,7 @@ export class LlamaCppChild {
     this.pending.clear();
   }
 
-  private request<T>(req: RequestBody, timeoutMs = this.requestTimeoutMs): Promise<T> {
+  private request<T>(req: RequestBody, timeoutMs: number = this.requestTimeoutMs): Promise<T> {
     if (this.dead) return Promise.reject(new Error(`${this.path}: ${req.op} failed: ${this.dead}`));
     const id = this.nextId++;
     return new Promise<T>((resolve, reject) => {
@@ -153,22 +158,25 @@ export class LlamaCppChild {
   }
 
   /** Token ids of a text with llama.cpp's tokenizer (`special`: parse special-token text such as <|endoftext|>). */
-  tokenize(text: string, { special = false }: { special?: boolean } = {}): Promise<number[]> {
-    return this.request({ op: 'tokenize', text, special });
+  tokenize(text: string, { special = false, timeoutMs }: { special?: boolean } & RequestOptions = {}): Promise<number[]> {
+    return this.request({ op: 'tokenize', text, special }, timeoutMs);
   }
 
-  detokenize(tokens: number[], { special = false }: { special?: boolean } = {}): Promise<string> {
-    return this.request({ op: 'detokenize', tokens, special });
+  detokenize(tokens: number[], { special = false, timeoutMs }: { special?: boolean } & RequestOptions = {}): Promise<string> {
+    return this.request({ op: 'detokenize', tokens, special }, timeoutMs);
   }
 
-  /** log p(next token | tokens) over the whole vocabulary (length info.vocabSize). */
-  nextLogprobs(tokens: number[]): Promise<Float32Array> {
-    return this.request({ op: 'nextLogprobs', tokens });
+  /**
+   * log p(next token | tokens) over the whole vocabulary (length info.vocabSize). The child keeps the evaluated
+   * prefix cached, so queries sharing a context are cheap; reuse changes results only at float rounding (~1e-7).
+   */
+  nextLogprobs(tokens: number[], { timeoutMs }: RequestOptions = {}): Promise<Float32Array> {
+    return this.request({ op: 'nextLogprobs', tokens }, timeoutMs);
   }
 
   /** Generate from a text prompt (tokenized by llama.cpp, special tokens parsed) or from token ids. */
-  generate(prompt: string | number[], opts: GenerateOptions): Promise<GenerateResult> {
-    return this.request({ op: 'generate', prompt, opts });
+  generate(prompt: string | number[], opts: GenerateOptions, { timeoutMs }: RequestOptions = {}): Promise<GenerateResult> {
+    return this.request({ op: 'generate', prompt, opts }, timeoutMs);
   }
 
   /** Stop the child (idempotent). */
