@@ -117,7 +117,9 @@ export interface TrainSummary {
   wallSeconds: number;
   /** Mean time of one update (data + step + sync), seconds. */
   stepSeconds: number;
+  /** Process peak resident set size (includes wasm memory). */
   peakRssMB: number;
+  /** Last logged value of every metric (eval_* from the last eval), plus `step`. */
   finalMetrics: Record<string, number>;
   lastCheckpoint: string | null;
 }

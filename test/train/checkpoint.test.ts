@@ -8,7 +8,7 @@ import { saveCheckpoint, loadCheckpoint, listCheckpoints, latestCheckpoint, prun
 import { adamw } from '../../src/train/optim.js';
 
 before(async () => {
-  await initEngine('wasm');
+  await initEngine(); // ALIGNLAB_DEVICE, default wasm
 });
 
 const mk = (seed: number) => ({

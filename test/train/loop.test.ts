@@ -19,7 +19,7 @@ type MB = { x: Arr; y: Arr; poison: Arr };
 interface Ex { x: number[]; y: number }
 
 before(async () => {
-  await initEngine('wasm');
+  await initEngine(); // ALIGNLAB_DEVICE, default wasm
 });
 
 function dataset(n: number, seed: number): Ex[] {

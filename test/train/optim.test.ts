@@ -6,7 +6,7 @@ import { initEngine, np, jit, valueAndGrad, tree, type Arr } from '../../src/eng
 import { adamw, clipByGlobalNorm, globalNorm, treePaths } from '../../src/train/optim.js';
 import { constant, warmupCosine, warmupLinear, makeSchedule } from '../../src/train/schedule.js';
 
-await initEngine('wasm');
+await initEngine(); // ALIGNLAB_DEVICE, default wasm
 
 const N = 5, I = 3, O = 2;
 const X = Array.from({ length: N * I }, (_, k) => Math.sin(k + 1));
