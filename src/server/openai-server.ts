@@ -273,16 +273,33 @@ function cpLength(s: string): number {
   return n;
 }
 
-/** Prompt log-probs for echo: exact alternatives when the model offers scorePrompt; otherwise only the
- * chosen tokens are known, which is still the exact top-1 whenever the whole prompt is greedy. */
+/** Prompt log-probs for echo: exact alternatives when the model offers scorePrompt. Otherwise two
+ * scoreContinuation calls: ('', text) to learn the prompt's tokens, then (first token, rest) so every later
+ * token is conditioned exactly as scoreContinuation(context, continuation) conditions it (a served model then
+ * scores like the same model in-process). Only the chosen tokens are known then, which is still the exact
+ * top-1 whenever the scored tokens are all greedy. */
 async function scorePrompt(ctx: Ctx, text: string, topN: number): Promise<PromptScore & { exactTop: boolean }> {
   if (hasScorePrompt(ctx.model)) return { ...(await ctx.model.scorePrompt(text, Math.max(1, topN))), exactTop: true };
-  const s = await ctx.model.scoreContinuation('', text);
+  let s = await ctx.model.scoreContinuation('', text);
+  let lps: (number | null)[] = s.tokenLogprobs;
+  const first = s.tokenStrings[0];
+  if (first !== undefined && first !== '' && text.startsWith(first)) {
+    const rest = await ctx.model.scoreContinuation(first, text.slice(first.length));
+    if (rest.tokens === s.tokens - 1) {
+      s = { ...rest, tokens: s.tokens, tokenStrings: [first, ...rest.tokenStrings] };
+      lps = [null, ...rest.tokenLogprobs]; // as OpenAI: nothing in the text predicts its first token
+    }
+  }
   if (!s.isGreedy && !ctx.warned.has('top')) {
     ctx.warned.add('top');
     ctx.log?.('warning: model has no scorePrompt(); echo top_logprobs list only the chosen token, so clients cannot tell greedy (see docs/providers.md)');
   }
-  return { tokenStrings: s.tokenStrings, tokenLogprobs: s.tokenLogprobs, topLogprobs: s.tokenStrings.map((t, i) => ({ [t]: s.tokenLogprobs[i]! })), exactTop: s.isGreedy };
+  return {
+    tokenStrings: s.tokenStrings,
+    tokenLogprobs: lps,
+    topLogprobs: s.tokenStrings.map((t, i) => (lps[i] === null ? {} : { [t]: lps[i]! })),
+    exactTop: s.isGreedy,
+  };
 }
 
 function promptText(ctx: Ctx, p: string | number[]): string {

@@ -305,24 +305,26 @@ describe('serve: limits, failures, auth, fallback scoring', () => {
     const model = new DeterministicModel({ stepMs: 20, failOn: 'EXPLODE' });
     const srv = await startOpenAIServer(model, { maxQueue: 1, maxBatch: 1, maxBodyBytes: 1000 });
     try {
-      const body = (p: string) => ({ prompt: p, max_tokens: 3, temperature: 0 });
-      const first = post(srv.baseUrl, '/completions', body('a b'));
-      await new Promise((r) => setTimeout(r, 10)); // first is running, queue empty
-      const second = post(srv.baseUrl, '/completions', body('c d'));
-      await new Promise((r) => setTimeout(r, 10)); // second waits: queue full
-      const third = await post(srv.baseUrl, '/completions', body('e f'));
+      const body = (p: string) => ({ prompt: p, max_tokens: 10, temperature: 0 }); // 10 steps x 20 ms per request
+      const until = async (cond: () => boolean) => {
+        while (!cond()) await new Promise((r) => setTimeout(r, 2));
+      };
+      const first = post(srv.baseUrl, '/completions', body('ab cd'));
+      await until(() => srv.queue.busy); // first is running, queue empty
+      const second = post(srv.baseUrl, '/completions', body('ef gh'));
+      await until(() => srv.queue.depth === 1); // second waits: queue full
+      const third = await post(srv.baseUrl, '/completions', body('ij kl'));
       assert.equal(third.status, 503);
       assert.equal(third.headers.get('retry-after'), '1');
       assert.equal(third.json.error.type, 'server_error');
       assert.equal((await first).status, 200);
       assert.equal((await second).status, 200);
-      // The provider retries the 503 after Retry-After and gets through.
       const big = await post(srv.baseUrl, '/completions', { prompt: 'x'.repeat(2000) });
       assert.equal(big.status, 413);
       const boom = await post(srv.baseUrl, '/completions', body('EXPLODE now'));
       assert.equal(boom.status, 500);
       assert.match(boom.json.error.message, /model error: refusing prompt with EXPLODE/);
-      const ok = await post(srv.baseUrl, '/completions', body('x yz'));
+      const ok = await post(srv.baseUrl, '/completions', { prompt: 'x yz', max_tokens: 3, temperature: 0 });
       assert.equal(ok.json.choices[0].text, ' zy yz zy', 'the server keeps serving after a model failure');
     } finally {
       await srv.close();

@@ -154,6 +154,8 @@ export interface RequestOptions {
   timeoutMs?: number;
   /** Checks a parsed body; a returned string marks it malformed (retried like bad JSON). */
   validate?: (data: unknown) => string | undefined;
+  /** Called when an attempt gets its concurrency slot (latency clocks start here, not in the client's queue). */
+  onStart?: () => void;
 }
 
 export interface HttpResult<T> {
@@ -161,8 +163,11 @@ export interface HttpResult<T> {
   status: number;
   headers: Headers;
   attempts: number;
-  /** Wall time of the whole call, retries and waits included. */
+  /** From the first attempt's start (a concurrency slot granted) to the end: retries and backoff included,
+   * waiting for a free slot before the first attempt not (that is the caller's queue, not the server). */
   latencyMs: number;
+  /** Time spent waiting for a concurrency slot before the first attempt. */
+  queueMs: number;
 }
 
 interface Failure {
@@ -287,11 +292,13 @@ export class HttpClient {
   /** GET or POST a JSON API, retrying per the policy. Resolves with the parsed body of a 2xx answer. */
   async requestJson<T = unknown>(method: 'GET' | 'POST', url: string, body?: unknown, opts: RequestOptions = {}): Promise<HttpResult<T>> {
     const t0 = performance.now();
+    let started: number | undefined;
     const payload = body === undefined ? undefined : JSON.stringify(body);
     return this.#withRetries(method, url, opts.signal, async (attempt) => {
-      const r = await this.#attempt(method, url, payload, opts, attempt);
+      const r = await this.#attempt(method, url, payload, opts, () => (started ??= performance.now()));
       if (!r.ok) return r;
-      return { ok: true, value: { ...r.value, attempts: attempt, latencyMs: performance.now() - t0 } as HttpResult<T> };
+      const end = performance.now();
+      return { ok: true, value: { ...r.value, attempts: attempt, latencyMs: end - started!, queueMs: started! - t0 } as HttpResult<T> };
     });
   }
 
@@ -306,6 +313,7 @@ export class HttpClient {
     const opened = await this.#withRetries('POST', url, opts.signal, async (attempt) => {
       attempts = attempt;
       const release = await this.limiter.acquire();
+      opts.onStart?.();
       const sig = attemptSignal(timeoutMs, opts.signal);
       let keep = false;
       try {
@@ -381,9 +389,10 @@ export class HttpClient {
     }
   }
 
-  async #attempt(method: string, url: string, payload: string | undefined, opts: RequestOptions, _attempt: number): Promise<Attempt<{ data: never; status: number; headers: Headers }>> {
+  async #attempt(method: string, url: string, payload: string | undefined, opts: RequestOptions, onStart: () => void): Promise<Attempt<{ data: never; status: number; headers: Headers }>> {
     const timeoutMs = opts.timeoutMs ?? this.timeoutMs;
     const release = await this.limiter.acquire();
+    onStart();
     const sig = attemptSignal(timeoutMs, opts.signal);
     try {
       const res = await fetch(url, { method, headers: this.#requestHeaders(payload !== undefined), body: payload, signal: sig.signal });

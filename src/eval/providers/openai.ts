@@ -253,11 +253,11 @@ export class OpenAIProvider implements Provider {
   /** Stream one completion over SSE; `onDelta` sees each text piece as it arrives. */
   async stream(req: CompletionRequest, onDelta?: (text: string) => void): Promise<CompletionResponse> {
     const { url, mode, body } = this.buildRequest(req, true);
-    const t0 = performance.now();
+    let t0: number | undefined;
     let text = '';
     let finish: string | null | undefined;
     let usage: ApiResponse<unknown>['usage'];
-    for await (const ev of this.http.streamJson(url, body)) {
+    for await (const ev of this.http.streamJson(url, body, { onStart: () => (t0 ??= performance.now()) })) {
       const chunk = ev as ApiResponse<ChatChoice & CompletionChoice> & { error?: { message?: string } };
       if (chunk.error) throw new Error(`${this.id}: server error in stream from ${url}: ${chunk.error.message ?? JSON.stringify(chunk.error)}`);
       if (chunk.usage) usage = chunk.usage;
@@ -276,7 +276,7 @@ export class OpenAIProvider implements Provider {
       finishReason: mapFinish(finish),
       promptTokens: usage?.prompt_tokens,
       completionTokens: usage?.completion_tokens,
-      latencyMs: performance.now() - t0,
+      latencyMs: performance.now() - (t0 ?? performance.now()),
     };
   }
 
@@ -321,6 +321,73 @@ export class OpenAIProvider implements Provider {
   }
 }
 
-export function createOpenAIProvider(id: string, opts: OpenAIProviderOptions = {}): OpenAIProvider {
-  return new OpenAIProvider(id, opts);
+/** Option names as an eval YAML may spell them (snake_case) → our names. */
+const SNAKE: Record<string, keyof OpenAIProviderOptions> = {
+  api_key_env: 'apiKeyEnv',
+  timeout_ms: 'timeoutMs',
+  extra_body: 'extraBody',
+  on_retry: 'onRetry',
+};
+const RETRY_KEYS: Record<string, keyof RetryPolicy> = {
+  max_retries: 'maxRetries',
+  base_delay_ms: 'baseDelayMs',
+  max_delay_ms: 'maxDelayMs',
+  max_retry_after_ms: 'maxRetryAfterMs',
+  max_malformed_retries: 'maxMalformedRetries',
+};
+const OPTION_TYPES: Record<keyof OpenAIProviderOptions, string> = {
+  mode: 'string',
+  apiKeyEnv: 'string',
+  env: 'object',
+  timeoutMs: 'number',
+  retry: 'object',
+  concurrency: 'number',
+  headers: 'object',
+  logprobs: 'boolean',
+  loglikelihood: 'boolean',
+  stream: 'boolean',
+  extraBody: 'object',
+  onRetry: 'function',
+  random: 'function',
+};
+
+/**
+ * Options from code or from an eval config, checked: snake_case names are accepted (api_key_env, timeout_ms,
+ * extra_body, and retry fields max_retries, base_delay_ms, max_delay_ms, max_retry_after_ms,
+ * max_malformed_retries at top level or under retry:), and an unknown name or a wrong type is an error that
+ * names it, so a typo in a YAML file never passes silently.
+ */
+export function normalizeOpenAIOptions(id: string, raw: Record<string, unknown>): OpenAIProviderOptions {
+  const out: Record<string, unknown> = {};
+  const retry: Record<string, unknown> = {};
+  const takeRetry = (k: string, v: unknown) => {
+    const name = RETRY_KEYS[k] ?? (Object.values(RETRY_KEYS).includes(k as keyof RetryPolicy) ? k : undefined);
+    if (!name) return false;
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new Error(`${id}: option ${k} must be a number >= 0, got ${JSON.stringify(v)}`);
+    retry[name] = v;
+    return true;
+  };
+  for (const [k, v] of Object.entries(raw)) {
+    if (v === undefined) continue;
+    if (k === 'retry' && v && typeof v === 'object') {
+      for (const [rk, rv] of Object.entries(v)) if (!takeRetry(rk, rv)) throw new Error(`${id}: unknown retry option "${rk}" (known: ${Object.keys(RETRY_KEYS).join(', ')})`);
+      continue;
+    }
+    if (takeRetry(k, v)) continue;
+    const name = (SNAKE[k] ?? k) as keyof OpenAIProviderOptions;
+    const type = OPTION_TYPES[name];
+    if (!type) throw new Error(`${id}: unknown provider option "${k}" (known: ${[...Object.keys(OPTION_TYPES), ...Object.keys(SNAKE), ...Object.keys(RETRY_KEYS)].join(', ')})`);
+    if (typeof v !== type || v === null) throw new Error(`${id}: option ${k} must be a ${type}, got ${JSON.stringify(v)}`);
+    if (name === 'mode' && !['chat', 'completions', 'auto'].includes(v as string)) throw new Error(`${id}: option mode must be chat, completions or auto, got "${v}"`);
+    if (name === 'concurrency' && (!Number.isInteger(v) || (v as number) < 1)) throw new Error(`${id}: option concurrency must be an integer >= 1, got ${v}`);
+    if (name === 'timeoutMs' && !((v as number) > 0)) throw new Error(`${id}: option ${k} must be > 0, got ${v}`);
+    out[name] = v;
+  }
+  if (Object.keys(retry).length > 0) out.retry = retry;
+  return out as OpenAIProviderOptions;
+}
+
+/** Build an openai: / openai-compat: provider; `opts` may come straight from an eval config (see normalizeOpenAIOptions). */
+export function createOpenAIProvider(id: string, opts: OpenAIProviderOptions | Record<string, unknown> = {}): OpenAIProvider {
+  return new OpenAIProvider(id, normalizeOpenAIOptions(id, opts as Record<string, unknown>));
 }

@@ -155,7 +155,7 @@ describe('HttpClient against a fault-injecting server', async () => {
     const [a, b, d] = srv.arrivals;
     const gap1 = b!.at - a!.at;
     const gap2 = d!.at - b!.at;
-    assert.ok(gap1 >= 250 && gap1 <= 400, `date gap ${gap1.toFixed(0)} (capped at 300)`);
+    assert.ok(gap1 >= 250 && gap1 < 900, `date gap ${gap1.toFixed(0)} (capped at 300; uncapped would be >= 1000)`);
     assert.ok(gap2 >= 250 && gap2 < 1500, `3600 s capped to 300 ms, got ${gap2.toFixed(0)}`);
   });
 
@@ -191,7 +191,7 @@ describe('HttpClient against a fault-injecting server', async () => {
   test('recovers from a hang, a dropped connection, a reset and malformed JSON', async () => {
     reset([{ kind: 'hang' }, { kind: 'drop' }, { kind: 'reset' }, { kind: 'malformed' }]);
     const events: RetryEvent[] = [];
-    const c = new HttpClient({ retry: { ...FAST, maxMalformedRetries: 1 }, timeoutMs: 200, onRetry: (e) => events.push(e) });
+    const c = new HttpClient({ retry: { ...FAST, maxMalformedRetries: 1 }, timeoutMs: 1000, onRetry: (e) => events.push(e) });
     const r = await c.requestJson<{ choices: { text: string }[] }>('POST', url, { prompt: 'x' });
     assert.equal(r.data.choices[0]!.text, 'answer to x');
     assert.equal(r.attempts, 5);

@@ -1,7 +1,7 @@
 // openai: and openai-compat: providers against a real fault-injecting server on 127.0.0.1.
 import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { continuationTokenRange, createOpenAIProvider, parseProviderId } from '../../../src/eval/providers/openai.js';
+import { continuationTokenRange, createOpenAIProvider, normalizeOpenAIOptions, parseProviderId } from '../../../src/eval/providers/openai.js';
 import type { RetryEvent } from '../../../src/eval/providers/http.js';
 import type { CompletionRequest } from '../../../src/eval/providers/types.js';
 import { faultLogprob, startFaultServer, type Fault } from '../../helpers/fault-server.js';
@@ -49,6 +49,24 @@ test('continuationTokenRange finds the continuation tokens by character offset',
   assert.deepEqual(continuationTokenRange(tokens, undefined, 11, 11), [0, 0]);
   // Offsets count code points, as Python servers do: "é" is one.
   assert.deepEqual(continuationTokenRange(['é', ' 😀', ' x'], [0, 1, 3], 3, 5), [2, 3]);
+});
+
+test('options from an eval config: snake_case accepted, typos and wrong types rejected by name', () => {
+  const id = 'openai-compat:http://127.0.0.1:9/v1#m';
+  assert.deepEqual(normalizeOpenAIOptions(id, { api_key_env: 'K', timeout_ms: 500, max_retries: 2, retry: { base_delay_ms: 10 }, mode: 'chat', concurrency: 3 }), {
+    apiKeyEnv: 'K',
+    timeoutMs: 500,
+    retry: { maxRetries: 2, baseDelayMs: 10 },
+    mode: 'chat',
+    concurrency: 3,
+  });
+  assert.throws(() => normalizeOpenAIOptions(id, { timout_ms: 5 }), /unknown provider option "timout_ms" \(known: .*timeout_ms/);
+  assert.throws(() => normalizeOpenAIOptions(id, { retry: { max_retry: 1 } }), /unknown retry option "max_retry"/);
+  assert.throws(() => normalizeOpenAIOptions(id, { concurrency: '4' }), /concurrency must be a number, got "4"/);
+  assert.throws(() => normalizeOpenAIOptions(id, { mode: 'legacy' }), /mode must be chat, completions or auto/);
+  assert.throws(() => normalizeOpenAIOptions(id, { max_retries: -1 }), /max_retries must be a number >= 0/);
+  // Through the factory the eval registry uses.
+  assert.equal(createOpenAIProvider(id, { concurrency: 2 }).http.limiter.limit, 2);
 });
 
 describe('provider construction and request bodies', () => {
@@ -111,7 +129,9 @@ describe('providers against the fault server', async () => {
       return f;
     });
     const retries: RetryEvent[] = [];
-    const p = createOpenAIProvider(`openai-compat:${srv.baseUrl}#fault-model`, { concurrency: 6, timeoutMs: 300, retry: FAST, onRetry: (e) => retries.push(e) });
+    // The timeout must only ever catch the scheduled hangs: a healthy answer that is merely slow (a loaded
+    // machine) and times out gets retried, and the server would rightly log it answered twice.
+    const p = createOpenAIProvider(`openai-compat:${srv.baseUrl}#fault-model`, { concurrency: 6, timeoutMs: 1500, retry: FAST, onRetry: (e) => retries.push(e) });
     // Half through completions, half through chat: both endpoints retry the same way.
     const results = await Promise.all(
       prompts.map(async (prompt, i) => {
