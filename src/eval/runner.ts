@@ -314,7 +314,12 @@ export async function runEval(cfg: EvalConfig, opts: RunEvalOptions = {}): Promi
       ),
     );
   }
-  const complete = (h: Handle) => (req: CompletionRequest) => call(h, 'complete', req, (r) => h.provider.complete(r)).then((x) => x.value);
+  /** A judge's CompleteFn through the cache; `seen` records whether every call of the job was a cache hit. */
+  const complete = (h: Handle, seen: { cached: boolean }) => (req: CompletionRequest) =>
+    call(h, 'complete', req, (r) => h.provider.complete(r)).then((x) => {
+      seen.cached &&= x.cached;
+      return x.value;
+    });
 
   try {
     const models: Handle[] = [];
@@ -411,11 +416,12 @@ export async function runEval(cfg: EvalConfig, opts: RunEvalOptions = {}): Promi
         if (!(wants(r, 'judge_score') || wants(r, 'coherence'))) continue;
         const s = sampleOf.get(`${r.task}\u0000${r.id}`)!;
         extraJobs.push(async () => {
-          const g = await gradeAnswer(complete(judge), s.question, r.output!);
+          const seen = { cached: true };
+          const g = await gradeAnswer(complete(judge, seen), s.question, r.output!);
           r.judge_score = g.score;
           r.judge_raw = g.raw;
           if (g.score === null) note(`judge ${judge.label} gave unreadable grades for some samples (left out of judge_score)`);
-          extraProgress.tick(false);
+          extraProgress.tick(seen.cached);
         });
       }
     } else if (tasks.some((t) => t.spec.metrics.includes('judge_score'))) note('no judge configured: judge_score not computed');
@@ -438,8 +444,9 @@ export async function runEval(cfg: EvalConfig, opts: RunEvalOptions = {}): Promi
               const b = byKey.get(`${models[j]!.label}\u0000${task}\u0000${s.id}`);
               if (a?.output === undefined || b?.output === undefined) continue;
               pairJobs.push(async () => {
-                const jd = await judgePair(complete(judge), s.question, a.output!, b.output!);
-                pairProgress.tick(false);
+                const seen = { cached: true };
+                const jd = await judgePair(complete(judge, seen), s.question, a.output!, b.output!);
+                pairProgress.tick(seen.cached);
                 return { a, b, outcome: jd.outcome };
               });
             }
