@@ -120,3 +120,12 @@ test('alignlab eval: usage errors are clear', async () => {
   await assert.rejects(main(['--config', 'x.yaml', '--bogus']), /unknown flag --bogus/);
   await assert.rejects(main(['--config', '/nonexistent/eval.yaml']), /ENOENT|no such file/);
 });
+
+test('examples/eval.yaml is a valid config whose tasks all load', async () => {
+  const { loadEvalConfig } = await import('../../src/eval/runner.js');
+  const { loadTask } = await import('../../src/eval/tasks/index.js');
+  const file = resolve(import.meta.dirname, '../../examples/eval.yaml');
+  const cfg = loadEvalConfig(file);
+  assert.ok(cfg.providers.length >= 2 && cfg.judge && cfg.reference);
+  for (const t of cfg.tasks) assert.ok((await loadTask(resolve(EXAMPLES, '..', t))).samples.length > 0, t);
+});

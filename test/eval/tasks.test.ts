@@ -190,3 +190,11 @@ test('every example task under examples/tasks loads', async () => {
   }
   assert.deepEqual([...types].sort(), ['generation', 'multiple_choice', 'qa', 'summarization']);
 });
+
+test('CSV rows report the line they start on, also after multi-line cells and blank lines', async () => {
+  const d = dir();
+  writeFileSync(join(d, 'm.csv'), 'id,context,question,answers\nr1,"line one\nline two",q1,a\n\nr2,c,q2,b\nr3,c,,c\n');
+  const got = await loadRows(join(d, 'm.csv'));
+  assert.deepEqual(got.map((r) => r.where.split(':').pop()), ['2', '5', '6']);
+  assert.equal(got[0]!.values.context, 'line one\nline two');
+});

@@ -84,15 +84,18 @@ export function loadJson(file: string, text = readFileSync(file, 'utf8')): Row[]
 }
 
 export function loadCsv(file: string, text = readFileSync(file, 'utf8')): Row[] {
-  let records: { record: Record<string, string>; info: { lines: number } }[];
+  let records: { record: Record<string, string>; info: { lines: number }; raw: string }[];
   try {
-    records = parseCsv(text, { columns: true, info: true, bom: true, skip_empty_lines: true, relax_quotes: false }) as typeof records;
+    records = parseCsv(text, { columns: true, info: true, raw: true, bom: true, skip_empty_lines: true }) as typeof records;
   } catch (e) {
     const err = e as Error & { lines?: number };
     throw new DataError(`${file}:${err.lines ?? '?'}: invalid CSV (${err.message})`);
   }
-  // info.lines is the line where the record ends; for single-line records that is its line.
-  return records.map((r) => ({ values: r.record, where: `${file}:${r.info.lines}` }));
+  // info.lines is where a record ends; a quoted cell may span lines, so count back over the record's own newlines.
+  return records.map((r) => {
+    const body = r.raw.replace(/^(\r?\n)+/, '').replace(/\r?\n$/, '');
+    return { values: r.record, where: `${file}:${r.info.lines - (body.match(/\n/g)?.length ?? 0)}` };
+  });
 }
 
 function plain(v: unknown): unknown {
