@@ -9,7 +9,8 @@
 // We export f32 tensors with the conventions of llama.cpp's convert_hf_to_gguf.py (checked against the
 // llama.cpp source bundled with node-llama-cpp 3.21.1): llama/mistral/mixtral -> arch "llama" (whose RoPE rotates
 // adjacent pairs, so HF's rotate-half q/k rows are permuted), qwen2 -> "qwen2" (NEOX RoPE, no permute),
-// gpt2 -> "gpt2" (fused qkv, learned positions).
+// gpt2 -> "gpt2" (fused qkv, learned positions). Tokenizers: byte-level BPE -> llama.cpp "gpt2"; our word-level
+// vocabularies -> llama.cpp "bert" (WordPiece), which tokenizes them identically (see ggufVocab).
 
 import { closeSync, fstatSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
 import type { ModelConfig } from '../model/config.js';
@@ -472,27 +473,51 @@ export function ggufTensorsFromParams(config: ModelConfig, params: HostParams): 
 
 export const TOKEN_TYPE = { NORMAL: 1, UNKNOWN: 2, CONTROL: 3, USER_DEFINED: 4, UNUSED: 5, BYTE: 6 } as const;
 
-interface GGUFVocab {
+/** A tokenizer as llama.cpp metadata: the tokenizer.ggml.* keys (and token list) to write. */
+export interface GGUFVocab {
+  /** tokenizer.ggml.model: "gpt2" (byte-level BPE) or "bert" (WordPiece, used for our word-level vocabularies). */
+  model: 'gpt2' | 'bert';
   tokens: string[];
   types: number[];
-  merges: string[];
+  /** Ids by token text as written (specials included), for bos/eos/pad/unk lookups. */
+  idOf: Map<string, number>;
+  unkId: number | null;
+  kv: [string, GGUFValue][];
 }
 
+// WordPiece's marker for "this token starts a word" (U+2581), which llama.cpp's WPM tokenizer prepends to every word.
+const WORD_START = '\u2581';
+
 /**
- * The llama.cpp `gpt2` (byte-level BPE) vocabulary of a tokenizer.json, padded to the model's vocab size with
- * unused "[PAD{i}]" tokens, as convert_hf_to_gguf.py does.
+ * The llama.cpp vocabulary of a tokenizer.json, padded to the model's vocab size with unused "[PAD{i}]" tokens
+ * (as convert_hf_to_gguf.py does).
+ *
+ * - Byte-level BPE (GPT-2 style) -> llama.cpp `gpt2`, tokens and merges as they are.
+ * - WordLevel (our word vocabularies: Lowercase + BertPreTokenizer) -> llama.cpp `bert` (WPM). Its tokenizer
+ *   lower-cases, splits on whitespace and makes every punctuation character (and ASCII symbol) a word, then
+ *   matches "▁word" greedily, falling back to [UNK] for the whole word when no full match exists. With every
+ *   vocabulary word stored as "▁word" and no sub-word pieces, that is exactly WordLevel: a word is one token or
+ *   unknown. (It differs only on text HF keeps but WPM drops or splits: control characters, CJK ideographs.)
  */
 export function ggufVocab(tokenizerJson: TokenizerJson, vocabSize: number): GGUFVocab {
-  const model = tokenizerJson.model as { type?: string; vocab?: Record<string, number>; merges?: (string | string[])[] } | undefined;
+  const model = tokenizerJson.model as { type?: string; vocab?: Record<string, number>; merges?: (string | string[])[]; unk_token?: string } | undefined;
   const type = model?.type;
-  if (type === 'WordLevel')
-    throw new Error(
-      'GGUF export: the tokenizer is WordLevel, which llama.cpp has no equivalent for (its tokenizer types are SPM, BPE, WPM, UGM, RWKV); ' +
-        'export a model trained with a byte-level BPE tokenizer (byteLevelTokenizerJson) instead',
-    );
   const pre = JSON.stringify(tokenizerJson.pre_tokenizer ?? null);
-  if (type !== 'BPE' || !pre.includes('"ByteLevel"'))
-    throw new Error(`GGUF export: only byte-level BPE tokenizers (GPT-2 style, ByteLevel pre-tokenizer) are supported, got model type ${JSON.stringify(type)} with pre_tokenizer ${pre}`);
+  let kind: GGUFVocab['model'];
+  if (type === 'WordLevel') {
+    const norm = JSON.stringify(tokenizerJson.normalizer ?? null);
+    const preType = (tokenizerJson.pre_tokenizer as { type?: string } | null)?.type;
+    if (preType !== 'BertPreTokenizer' || (norm !== 'null' && norm !== '{"type":"Lowercase"}'))
+      throw new Error(
+        `GGUF export: a WordLevel tokenizer maps onto llama.cpp's WordPiece tokenizer only with the BertPreTokenizer and an optional Lowercase normalizer ` +
+          `(as wordLevelTokenizerJson builds it); got pre_tokenizer ${pre} and normalizer ${norm}`,
+      );
+    kind = 'bert';
+  } else if (type === 'BPE' && pre.includes('"ByteLevel"')) kind = 'gpt2';
+  else
+    throw new Error(
+      `GGUF export: supported tokenizers are byte-level BPE (GPT-2 style) and WordLevel (wordLevelTokenizerJson); got model type ${JSON.stringify(type)} with pre_tokenizer ${pre}`,
+    );
   const byId = new Map<number, string>();
   for (const [tok, id] of Object.entries(model!.vocab ?? {})) byId.set(id, tok);
   const added = new Map<number, { content: string; special?: boolean }>();
@@ -504,19 +529,41 @@ export function ggufVocab(tokenizerJson: TokenizerJson, vocabSize: number): GGUF
   if (maxId >= vocabSize) throw new Error(`GGUF export: the tokenizer has token id ${maxId} but the model's vocab_size is ${vocabSize}`);
   const tokens: string[] = [];
   const types: number[] = [];
+  const idOf = new Map<string, number>();
   for (let i = 0; i < vocabSize; i++) {
     const t = byId.get(i);
+    const a = added.get(i);
     if (t === undefined) {
       tokens.push(`[PAD${i}]`);
       types.push(TOKEN_TYPE.UNUSED);
-    } else {
+    } else if (a) {
       tokens.push(t);
-      const a = added.get(i);
-      types.push(a ? (a.special ? TOKEN_TYPE.CONTROL : TOKEN_TYPE.USER_DEFINED) : TOKEN_TYPE.NORMAL);
+      types.push(a.special ? TOKEN_TYPE.CONTROL : TOKEN_TYPE.USER_DEFINED);
+    } else {
+      tokens.push(kind === 'bert' ? WORD_START + t : t);
+      types.push(TOKEN_TYPE.NORMAL);
     }
+    if (t !== undefined) idOf.set(t, i);
   }
-  const merges = (model!.merges ?? []).map((m) => (Array.isArray(m) ? m.join(' ') : m));
-  return { tokens, types, merges };
+  const bool = (value: boolean): GGUFValue => ({ type: GGUFType.BOOL, value });
+  const kv: [string, GGUFValue][] = [['tokenizer.ggml.model', strv(kind)]];
+  if (kind === 'gpt2') {
+    const merges = (model!.merges ?? []).map((m) => (Array.isArray(m) ? m.join(' ') : m));
+    kv.push(['tokenizer.ggml.pre', strv('gpt-2')]);
+    kv.push(['tokenizer.ggml.tokens', { type: GGUFType.ARRAY, arrayType: GGUFType.STRING, value: tokens }]);
+    kv.push(['tokenizer.ggml.token_type', { type: GGUFType.ARRAY, arrayType: GGUFType.INT32, value: types }]);
+    kv.push(['tokenizer.ggml.merges', { type: GGUFType.ARRAY, arrayType: GGUFType.STRING, value: merges }]);
+  } else {
+    kv.push(['tokenizer.ggml.tokens', { type: GGUFType.ARRAY, arrayType: GGUFType.STRING, value: tokens }]);
+    kv.push(['tokenizer.ggml.token_type', { type: GGUFType.ARRAY, arrayType: GGUFType.INT32, value: types }]);
+    kv.push(['tokenizer.ggml.normalizer.lowercase', bool(tokenizerJson.normalizer != null)]);
+    kv.push(['tokenizer.ggml.normalizer.strip_accents', bool(false)]);
+    // WPM appends a [SEP] by default; our tokenizers add nothing.
+    kv.push(['tokenizer.ggml.add_sep_token', bool(false)]);
+  }
+  const unkName = kind === 'bert' ? model!.unk_token : undefined;
+  const unkId = unkName !== undefined ? (idOf.get(unkName) ?? null) : null;
+  return { model: kind, tokens, types, idOf, unkId, kv };
 }
 
 export interface WriteGGUFOptions {
@@ -566,26 +613,18 @@ export function writeGGUF(path: string, o: WriteGGUFOptions): { arch: string; wa
       [`${arch}.rope.dimension_count`, u32v(c.headDim)],
     );
   if (c.numExperts > 0) kv.push([`${arch}.expert_count`, u32v(c.numExperts)], [`${arch}.expert_used_count`, u32v(c.expertsPerToken)]);
-  kv.push(
-    ['tokenizer.ggml.model', strv('gpt2')],
-    ['tokenizer.ggml.pre', strv('gpt-2')],
-    ['tokenizer.ggml.tokens', { type: GGUFType.ARRAY, arrayType: GGUFType.STRING, value: vocab.tokens }],
-    ['tokenizer.ggml.token_type', { type: GGUFType.ARRAY, arrayType: GGUFType.INT32, value: vocab.types }],
-    ['tokenizer.ggml.merges', { type: GGUFType.ARRAY, arrayType: GGUFType.STRING, value: vocab.merges }],
-  );
+  kv.push(...vocab.kv);
   // Special ids: the model config wins, then tokenizer_config's token names.
   const tc = o.tokenizerConfig ?? {};
   const named = (k: 'bos_token' | 'eos_token' | 'pad_token' | 'unk_token'): number | null => {
     const v = tc[k];
     const n = typeof v === 'string' ? v : v && typeof v === 'object' ? v.content : undefined;
-    if (n === undefined) return null;
-    const id = vocab.tokens.indexOf(n);
-    return id >= 0 ? id : null;
+    return n === undefined ? null : (vocab.idOf.get(n) ?? null);
   };
   const eos = c.eosTokenId ?? named('eos_token');
   const bos = c.bosTokenId ?? named('bos_token') ?? eos; // GPT-2 style: one <|endoftext|> for both
   const pad = c.padTokenId ?? named('pad_token');
-  const unk = named('unk_token');
+  const unk = vocab.unkId ?? named('unk_token');
   if (bos !== null) kv.push(['tokenizer.ggml.bos_token_id', u32v(bos)]);
   if (eos !== null) kv.push(['tokenizer.ggml.eos_token_id', u32v(eos)]);
   if (pad !== null) kv.push(['tokenizer.ggml.padding_token_id', u32v(pad)]);

@@ -207,6 +207,7 @@ export function byteLevelTokenizerJson(specials: string[] = ['<|endoftext|>']): 
  * There is no decoder: HF joins tokens with single spaces, then (clean_up_tokenization_spaces, which
  * saveTokenizerFiles turns on for WordLevel) removes the space before . , ! ? and around ' in contractions:
  * ["don", "'", "t", "stop", "."] decodes to "don't stop." Other punctuation keeps its spaces ("( a )", "a - b").
+ * GGUF export writes it as a llama.cpp WordPiece vocabulary that tokenizes identically (formats/gguf.ts).
  */
 export function wordLevelTokenizerJson(words: string[], specials: string[] = ['<unk>', '<bos>', '<eos>', '<pad>']): TokenizerJson {
   if (specials.length === 0) throw new Error('wordLevelTokenizerJson: needs at least one special token (the unknown token)');

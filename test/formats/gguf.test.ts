@@ -121,10 +121,30 @@ test('qwen2, mixtral and gpt2 exports use their llama.cpp names and keys', () =>
   assert.match(warnings.join(), /no sliding-window attention: its outputs match only for sequences up to 4 tokens/);
 });
 
+test('word-level vocabularies become llama.cpp WordPiece ("bert") vocabularies with "▁word" tokens', () => {
+  const json = wordLevelTokenizerJson(['the', 'cat', '.']);
+  const cfg = tinyConfig('llama', { vocabSize: 10 });
+  const path = join(dir, 'word.gguf');
+  writeGGUF(path, { config: cfg, params: randomParams(cfg, 9), tokenizerJson: json, tokenizerConfig: { bos_token: '<bos>', eos_token: '<eos>', pad_token: '<pad>' } });
+  const f = readGGUF(path, { data: false });
+  assert.equal(ggufGet(f, 'tokenizer.ggml.model'), 'bert');
+  assert.deepEqual(ggufGet(f, 'tokenizer.ggml.tokens'), ['<unk>', '<bos>', '<eos>', '<pad>', '▁the', '▁cat', '▁.', '[PAD7]', '[PAD8]', '[PAD9]']);
+  assert.deepEqual(ggufGet(f, 'tokenizer.ggml.token_type'), [3, 3, 3, 3, 1, 1, 1, 5, 5, 5]);
+  const ids = ['unknown', 'bos', 'eos', 'padding'].map((k) => ggufGet(f, `tokenizer.ggml.${k}_token_id`));
+  assert.deepEqual(ids, [0, 1, 2, 3]);
+  assert.equal(ggufGet(f, 'tokenizer.ggml.normalizer.lowercase'), true);
+  assert.equal(ggufGet(f, 'tokenizer.ggml.normalizer.strip_accents'), false);
+  assert.equal(ggufGet(f, 'tokenizer.ggml.add_sep_token'), false);
+  assert.equal(ggufGet(f, 'tokenizer.ggml.merges'), undefined);
+});
+
 test('export refuses tokenizers llama.cpp cannot represent and vocabularies larger than the model', () => {
   const cfg = tinyConfig('llama', { vocabSize: 300 });
   const params = randomParams(cfg, 5);
-  assert.throws(() => writeGGUF(join(dir, 'w.gguf'), { config: cfg, params, tokenizerJson: wordLevelTokenizerJson(['a', 'b']) }), /tokenizer is WordLevel, which llama\.cpp has no equivalent for/);
+  const otherPre = { ...wordLevelTokenizerJson(['a', 'b']), pre_tokenizer: { type: 'Whitespace' } };
+  assert.throws(() => writeGGUF(join(dir, 'w.gguf'), { config: cfg, params, tokenizerJson: otherPre }), /a WordLevel tokenizer maps onto llama\.cpp's WordPiece tokenizer only with the BertPreTokenizer/);
+  const unigram = { ...tokenizerJson, model: { type: 'Unigram', vocab: [['a', 0]] } };
+  assert.throws(() => writeGGUF(join(dir, 'u.gguf'), { config: cfg, params, tokenizerJson: unigram }), /supported tokenizers are byte-level BPE .* got model type "Unigram"/);
   const small = tinyConfig('llama', { vocabSize: 200 });
   assert.throws(() => writeGGUF(join(dir, 's.gguf'), { config: small, params: randomParams(small, 6), tokenizerJson }), /tokenizer has token id 256 but the model's vocab_size is 200/);
   const q = tinyConfig('qwen2', { vocabSize: 257, headDim: 16 });

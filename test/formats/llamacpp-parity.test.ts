@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { writeGGUF } from '../../src/formats/gguf.js';
-import { Tokenizer, byteLevelTokenizerJson } from '../../src/formats/tokenizer.js';
+import { Tokenizer, byteLevelTokenizerJson, splitWords, wordLevelTokenizerJson, type TokenizerJson } from '../../src/formats/tokenizer.js';
 import { LlamaCppChild } from '../../src/eval/providers/llamacpp.js';
 import { tinyConfig, type ModelConfig } from '../../src/model/config.js';
 import type { HostParams } from '../../src/model/params.js';
@@ -23,6 +23,9 @@ interface Case {
   label: string;
   config: ModelConfig;
   params: HostParams;
+  tokenizerJson: TokenizerJson;
+  tokenizer: Tokenizer;
+  prompts: string[];
   child?: LlamaCppChild;
 }
 
@@ -32,14 +35,36 @@ const cases: Case[] = [
   ['qwen2-gqa', tinyConfig('qwen2', { vocabSize, numKvHeads: 2 })],
   ['mixtral', tinyConfig('mixtral', { vocabSize, numKvHeads: 2 })],
   ['gpt2', tinyConfig('gpt2', { vocabSize })],
-].map(([label, config], i) => ({ label: label as string, config: config as ModelConfig, params: randomParams(config as ModelConfig, 100 + i) }));
+].map(([label, config], i) => ({
+  label: label as string,
+  config: config as ModelConfig,
+  params: randomParams(config as ModelConfig, 100 + i),
+  tokenizerJson,
+  tokenizer,
+  prompts,
+}));
+
+// A word-level model (the study's kind): exported as a llama.cpp WordPiece vocabulary, it must tokenize exactly
+// as our WordLevel tokenizer does, unknown words, case, punctuation and special tokens included.
+const corpus = "The President said: we don't stop. America's future, (our) hope -- 1945 & $5! Über café?";
+const wordJson = wordLevelTokenizerJson([...new Set(splitWords(corpus))].filter((w) => w !== 'hope'));
+const wordTok = Tokenizer.fromJSON(wordJson, { bos_token: '<bos>', eos_token: '<eos>', pad_token: '<pad>' });
+const wordCfg = tinyConfig('llama', { vocabSize: wordTok.vocabSize + 3, numKvHeads: 2 });
+cases.push({
+  label: 'llama-word-level',
+  config: wordCfg,
+  params: randomParams(wordCfg, 200),
+  tokenizerJson: wordJson,
+  tokenizer: wordTok,
+  prompts: [corpus, 'the president said hope', "DON'T stop!!", '  spaces\tand\nnewlines  ', 'unknownword, the.', '<bos>the'],
+});
 
 before(async () => {
   // Start the children together: most of a start is node-llama-cpp checking its binary, not our model.
   await Promise.all(
     cases.map(async (c) => {
       const path = join(dir, `${c.label}.gguf`);
-      writeGGUF(path, { config: c.config, params: c.params, tokenizerJson, tokenizerConfig });
+      writeGGUF(path, { config: c.config, params: c.params, tokenizerJson: c.tokenizerJson, tokenizerConfig: c.tokenizer.config });
       c.child = await LlamaCppChild.start(path, { threads: 1 });
     }),
   );
@@ -52,13 +77,13 @@ after(async () => {
 for (const c of cases) {
   test(`${c.label}: llama.cpp next-token log-probs match the reference forward pass within ${TOL}`, async () => {
     const child = c.child!;
-    assert.equal(child.info.vocabSize, vocabSize);
+    assert.equal(child.info.vocabSize, c.config.vocabSize);
     assert.equal(child.info.arch, c.config.arch === 'gpt2' ? 'gpt2' : c.config.arch === 'qwen2' ? 'qwen2' : 'llama');
-    for (const text of prompts) {
-      const ids = tokenizer.encode(text);
-      assert.deepEqual(await child.tokenize(text), ids, 'llama.cpp tokenizes the byte-level vocabulary as we do');
+    for (const text of c.prompts) {
+      const ids = c.tokenizer.encode(text);
+      assert.deepEqual(await child.tokenize(text, { special: true }), ids, `llama.cpp tokenizes ${JSON.stringify(text)} as we do`);
       const got = await child.nextLogprobs(ids);
-      assert.equal(got.length, vocabSize);
+      assert.equal(got.length, c.config.vocabSize);
       assert.ok(got.every(Number.isFinite), 'finite log-probs over the full vocabulary');
       // ggml's CPU GELU goes through an fp16 table; the reference reproduces that rounding for gpt2.
       const want = referenceNextLogprobs(c.config, c.params, ids, { ggmlGelu: c.config.arch === 'gpt2' });
@@ -70,7 +95,7 @@ for (const c of cases) {
 
 test('greedy generation follows the reference argmax chain (KV-cache decoding in llama.cpp)', async () => {
   const c = cases[0];
-  const prompt = tokenizer.encode('Hi there');
+  const prompt = c.tokenizer.encode('Hi there');
   const seq = [...prompt];
   for (let i = 0; i < 6; i++) {
     const lp = referenceNextLogprobs(c.config, c.params, seq);
