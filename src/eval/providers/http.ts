@@ -295,7 +295,11 @@ export class HttpClient {
     let started: number | undefined;
     const payload = body === undefined ? undefined : JSON.stringify(body);
     return this.#withRetries(method, url, opts.signal, async (attempt) => {
-      const r = await this.#attempt(method, url, payload, opts, () => (started ??= performance.now()));
+      const r = await this.#attempt(method, url, payload, opts, () => {
+        if (started !== undefined) return;
+        started = performance.now();
+        opts.onStart?.();
+      });
       if (!r.ok) return r;
       const end = performance.now();
       return { ok: true, value: { ...r.value, attempts: attempt, latencyMs: end - started!, queueMs: started! - t0 } as HttpResult<T> };
