@@ -293,6 +293,9 @@ export async function runEval(cfg: EvalConfig, opts: RunEvalOptions = {}): Promi
   const handles: Handle[] = [];
   const open = async (r: ProviderRef): Promise<Handle> => {
     const ref = refOf(r);
+    // The same id as model and as judge or reference: one provider (a local model is loaded once), one limit.
+    const same = handles.find((h) => h.provider.id === ref.id);
+    if (same) return { ...same, label: ref.label ?? same.label };
     const concurrency = ref.concurrency ?? cfg.concurrency;
     const provider = await createProvider(ref.id, { label: ref.label, concurrency, config: ref.config });
     const h = { label: ref.label ?? ref.id, provider, limiter: new Limiter(concurrency) };
