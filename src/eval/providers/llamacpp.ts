@@ -123,6 +123,12 @@ export class LlamaCppChild {
       child.on('exit', onExit);
       child.on('error', onError);
     });
+    // An idle child must not keep this process alive (a CLI that forgets close() still exits); every request
+    // holds a timer, which keeps the process alive while an answer is due.
+    child.unref();
+    child.channel?.unref();
+    (child.stdout as unknown as { unref?: () => void }).unref?.();
+    (child.stderr as unknown as { unref?: () => void }).unref?.();
     return new LlamaCppChild(ggufPath, info, child, o.requestTimeoutMs ?? 120_000, lastLines);
   }
 
