@@ -1,0 +1,139 @@
+// The study's configuration: every default written once, here. `--quick` applies QUICK on top.
+// A YAML/JSON file given with --config overrides any field; unknown keys are errors (typos never pass).
+
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+
+const int = (d: number) => z.number().int().positive().default(d);
+const num = (d: number) => z.number().default(d);
+
+export const StudySchema = z
+  .object({
+    /** Seeds per (method, setting): the unit the bootstrap resamples. */
+    seeds: int(3),
+    /** First seed; runs use seed, seed+1, … */
+    seed: z.number().int().nonnegative().default(0),
+    corpus: z
+      .object({
+        /** Words in the vocabulary besides specials and punctuation (DESIGN: 2,000 words cover 88% of the text). */
+        vocabSize: int(2000),
+        trainPrompts: int(1024),
+        heldOutPrompts: int(128),
+      })
+      .strict()
+      .prefault({}),
+    /** The policy: a small Llama-architecture decoder over the word vocabulary. */
+    model: z
+      .object({
+        layers: int(2),
+        hidden: int(128),
+        heads: int(4),
+        kvHeads: int(2),
+        intermediate: int(352),
+        context: int(32),
+      })
+      .strict()
+      .prefault({}),
+    pretrain: z.object({ steps: int(600), batchSize: int(32), lr: num(3e-3), warmup: z.number().int().nonnegative().default(30) }).strict().prefault({}),
+    task: z
+      .object({
+        /** Continuation length in tokens (the DPO paper's IMDb task sampled short continuations too). */
+        maxNewTokens: int(12),
+        /** Training sequence length: prompt (≤ 7 tokens with BOS) + continuation. */
+        T: int(24),
+      })
+      .strict()
+      .prefault({}),
+    prefs: z
+      .object({
+        prompts: int(512),
+        samplesPerPrompt: int(4),
+        /** Pairs whose gold rewards differ by less than this are dropped (no clear preference). */
+        minGap: num(0.05),
+        heldOutFraction: num(0.15),
+      })
+      .strict()
+      .prefault({}),
+    rm: z.object({ steps: int(150), batchSize: int(32), lr: num(1e-3) }).strict().prefault({}),
+    eval: z
+      .object({
+        /** Held-out prompts scored at every checkpoint. */
+        prompts: int(64),
+        /** Checkpoints per run, evenly spaced (plus step 0, which is the base policy). */
+        checkpoints: int(4),
+      })
+      .strict()
+      .prefault({}),
+    dpo: z.object({ betas: z.array(z.number().positive()).default([0.05, 0.1, 0.5, 1]), steps: int(80), batchSize: int(32), lr: num(1e-3) }).strict().prefault({}),
+    simpo: z
+      .object({ enabled: z.boolean().default(true), beta: num(2), gamma: num(1), steps: int(80), batchSize: int(32), lr: num(1e-3) })
+      .strict()
+      .prefault({}),
+    ppo: z
+      .object({
+        klCoefs: z.array(z.number().nonnegative()).default([0.02, 0.1, 0.3]),
+        iterations: int(30),
+        rolloutBatch: int(32),
+        miniBatches: int(2),
+        epochs: int(4),
+        lr: num(1e-3),
+        /** PPO with the gold reward (PPO-GT) at this KL coefficient. */
+        gtKlCoef: num(0.1),
+        gt: z.boolean().default(true),
+      })
+      .strict()
+      .prefault({}),
+    grpo: z
+      .object({ enabled: z.boolean().default(false), beta: num(0.04), groupSize: int(4), iterations: int(30), promptsPerIteration: int(8), lr: num(1e-3) })
+      .strict()
+      .prefault({}),
+    bestOfN: z.object({ ns: z.array(z.number().int().positive()).default([1, 2, 4, 8, 16]) }).strict().prefault({}),
+  })
+  .strict();
+
+export type StudyConfig = z.infer<typeof StudySchema>;
+
+/** --quick: one seed, two settings per method, short runs: about 3 minutes on 2 cores. */
+export const QUICK: Record<string, unknown> = {
+  seeds: 1,
+  corpus: { trainPrompts: 512, heldOutPrompts: 64 },
+  pretrain: { steps: 250 },
+  prefs: { prompts: 256 },
+  rm: { steps: 60 },
+  eval: { prompts: 48, checkpoints: 3 },
+  dpo: { betas: [0.1, 0.5], steps: 40 },
+  simpo: { steps: 40 },
+  ppo: { klCoefs: [0.05, 0.2], iterations: 12 },
+  bestOfN: { ns: [1, 4, 16] },
+};
+
+function merge(a: unknown, b: unknown): unknown {
+  if (b === undefined) return a;
+  if (a && b && typeof a === 'object' && typeof b === 'object' && !Array.isArray(a) && !Array.isArray(b)) {
+    const out: Record<string, unknown> = { ...(a as Record<string, unknown>) };
+    for (const [k, v] of Object.entries(b)) out[k] = merge(out[k], v);
+    return out;
+  }
+  return b;
+}
+
+/** Resolve the study config: defaults, then --quick, then the user's file (its fields win). */
+export function resolveStudyConfig(o: { file?: string; quick?: boolean } = {}): StudyConfig {
+  let user: unknown = {};
+  if (o.file) {
+    const text = readFileSync(o.file, 'utf-8');
+    try {
+      user = parseYaml(text) ?? {};
+    } catch (e) {
+      throw new Error(`${o.file}: not valid YAML/JSON (${(e as Error).message})`);
+    }
+  }
+  const raw = merge(o.quick ? QUICK : {}, user);
+  const r = StudySchema.safeParse(raw);
+  if (!r.success) {
+    const i = r.error.issues[0]!;
+    throw new Error(`${o.file ?? 'study config'}: field "${i.path.join('.')}": ${i.message}`);
+  }
+  return r.data;
+}

