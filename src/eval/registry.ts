@@ -53,3 +53,11 @@ const openai: ProviderFactory = async (_target, id, o) => {
 };
 registerProvider('openai', openai);
 registerProvider('openai-compat', openai);
+registerProvider('local', async (target, id, o) => {
+  const { createLocalProvider } = await import('./providers/local.js');
+  return createLocalProvider(target, id, o.config ?? {});
+});
+registerProvider('gguf', async (target, id, o) => {
+  const { createGgufProvider } = await import('./providers/gguf.js');
+  return createGgufProvider(target, id, o.config ?? {});
+});

@@ -11,7 +11,7 @@ import { Sampler, type SampleOptions } from './generate.js';
 import { toDevice, toHost } from './weights.js';
 import { loadHFDir, saveHFDir } from '../formats/hf.js';
 import type { Tokenizer } from '../formats/tokenizer.js';
-import type { ServableModel } from '../server/model-api.js';
+import type { PromptScore, ServableModel, ServableModelExtras } from '../server/model-api.js';
 
 export interface GenerateResult {
   text: string;
@@ -23,7 +23,7 @@ export interface GenerateResult {
 
 const roundUp = (n: number, m: number) => Math.ceil(n / m) * m;
 
-export class LM implements ServableModel {
+export class LM implements ServableModel, ServableModelExtras {
   private sampler: Sampler;
   private fwd: ((p: Params, ids: Arr, pos: Arr, valid: Arr) => Arr) & { dispose(): void };
 
@@ -139,6 +139,49 @@ export class LM implements ServableModel {
     };
   }
 
+  /** Token ids → text, special tokens kept, so that encode(decode(ids)) gives the ids back (the server's token-id prompts). */
+  decode(ids: number[]): string {
+    return this.tokenizer.decode(ids);
+  }
+
+  /**
+   * Log-probs of every token of `text`, each given the tokens before it, with the `topN` most likely tokens at
+   * each position (the argmax first): what an OpenAI-style server returns for `echo: true, logprobs: N`.
+   * Tokens are conditioned as scoreContinuation conditions them (after the specials the tokenizer prepends,
+   * e.g. BOS, which are not listed), so summing a span of this equals scoreContinuation on the same split.
+   * The first token has no prediction (null) unless such a special precedes it. Token texts add up to `text`
+   * (a character split over several byte tokens is attributed to its last byte; the others get '').
+   */
+  async scorePrompt(text: string, topN: number): Promise<PromptScore> {
+    const plain = this.tokenizer.encode(text, { addSpecial: false });
+    const prefix = specialPrefix(this.tokenizer.encode(text), plain);
+    const seq = [...prefix, ...plain];
+    if (seq.length > this.cfg.maxPositions) throw new Error(`text of ${seq.length} tokens exceeds the model's ${this.cfg.maxPositions} positions`);
+    const out: PromptScore = { tokenStrings: tokenPieces(plain, (ids) => this.tokenizer.decode(ids)), tokenLogprobs: [], topLogprobs: [] };
+    if (plain.length === 0) return out;
+    const lg = seq.length > 1 ? await this.logits(seq) : new Float32Array(0);
+    const V = this.cfg.vocabSize, n = Math.max(1, Math.floor(topN));
+    plain.forEach((tok, i) => {
+      const p = prefix.length + i;
+      if (p === 0) {
+        out.tokenLogprobs.push(null);
+        out.topLogprobs.push({});
+        return;
+      }
+      const lp = logSoftmax(lg.subarray((p - 1) * V, p * V));
+      out.tokenLogprobs.push(lp[tok]!);
+      const top: Record<string, number> = {};
+      for (const t of topIndices(lp, n)) {
+        const s = this.tokenizer.decode([t]);
+        // Two ids can spell the same text (byte tokens of partial characters all decode to U+FFFD): the likelier
+        // one is listed. Inserted argmax first, though JavaScript enumerates integer-like keys ("7") first.
+        if (!(s in top)) top[s] = lp[t]!;
+      }
+      out.topLogprobs.push(top);
+    });
+    return out;
+  }
+
   /** Render chat messages with the tokenizer's chat template, or a plain "role: content" fallback. */
   applyChatTemplate(messages: { role: string; content: string }[]): string {
     const tpl = this.tokenizer.chatTemplate;
@@ -155,4 +198,59 @@ export class LM implements ServableModel {
     this.sampler.dispose();
     this.fwd.dispose();
   }
+}
+
+/** The special tokens a tokenizer's post-processor puts before a text (e.g. BOS): `full` = encode with specials. */
+function specialPrefix(full: number[], plain: number[]): number[] {
+  for (let k = 0; k + plain.length <= full.length; k++) if (plain.every((t, i) => full[k + i] === t)) return full.slice(0, k);
+  return [];
+}
+
+/**
+ * Each token's share of the decoded text, from differences of decodes over a short window ending at the
+ * token (the same window start for both, so decoders that strip a leading space cancel out). An unfinished
+ * multi-byte character (U+FFFD at the end) is held back until the token that completes it.
+ */
+function tokenPieces(ids: number[], decode: (ids: number[]) => string, window = 8): string[] {
+  const pieces: string[] = [];
+  let pending = 0; // tokens whose text is still held back
+  for (let i = 0; i < ids.length; i++) {
+    const w = Math.max(0, i - pending - window);
+    const before = decode(ids.slice(w, i - pending));
+    let after = decode(ids.slice(w, i + 1));
+    const last = i === ids.length - 1;
+    if (!last && after.endsWith('\uFFFD')) {
+      pieces.push('');
+      pending++;
+      continue;
+    }
+    if (!after.startsWith(before)) after = before + decode([ids[i]!]);
+    pieces.push(after.slice(before.length));
+    pending = 0;
+  }
+  return pieces;
+}
+
+function logSoftmax(row: Float32Array): Float64Array {
+  let max = -Infinity;
+  for (const x of row) if (x > max) max = x;
+  let sum = 0;
+  for (const x of row) sum += Math.exp(x - max);
+  const lse = max + Math.log(sum);
+  return Float64Array.from(row, (x) => x - lse);
+}
+
+/** Indices of the n largest values, largest first (ties: lower index first, as argmax). */
+function topIndices(xs: Float64Array, n: number): number[] {
+  const top: number[] = [];
+  for (let i = 0; i < xs.length; i++) {
+    if (top.length === n && xs[i]! <= xs[top[n - 1]!]!) continue;
+    let j = top.length < n ? top.length : n - 1;
+    top[j] = i;
+    while (j > 0 && xs[top[j - 1]!]! < xs[i]!) {
+      top[j] = top[j - 1]!;
+      top[--j] = i;
+    }
+  }
+  return top;
 }
