@@ -480,3 +480,30 @@ export function loopOptions(cfg: TrainConfig, steps: number): Pick<
     seed: cfg.seed,
   };
 }
+
+/**
+ * The config a run recorded (<runDir>/config.resolved.json), validated against the same schema, for
+ * `--resume`: the run continues with exactly what it started with. The output directory becomes `runDir`
+ * (the run may have been moved since).
+ */
+export function loadResolvedConfig<A extends Algorithm>(runDir: string, algorithm: A): TrainConfig<A> {
+  const file = join(resolve(runDir), 'config.resolved.json');
+  if (!existsSync(file)) throw new ConfigFileError(file, null, null, `does not exist: ${runDir} is not a run directory of alignlab train`);
+  let raw: Record<string, unknown>;
+  try {
+    raw = JSON.parse(readFileSync(file, 'utf-8'));
+  } catch (e) {
+    throw new ConfigFileError(file, null, null, `is not valid JSON (${(e as Error).message})`);
+  }
+  if (raw.algorithm !== algorithm)
+    throw new ConfigFileError(file, null, 'algorithm', `is "${String(raw.algorithm)}": this run was trained with \`alignlab train ${String(raw.algorithm)}\`, not ${algorithm}`);
+  const { source, ...rest } = raw;
+  const r = configSchema(algorithm).safeParse(rest);
+  if (!r.success) {
+    const issue = r.error.issues[0]!;
+    throw new ConfigFileError(file, null, issue.path.length ? fieldName(issue.path) : null, issue.message);
+  }
+  const out_dir = resolve(runDir);
+  const cfg = { ...(r.data as Record<string, unknown>), source: typeof source === 'string' ? source : file, output_dir: out_dir };
+  return cfg as TrainConfig<A>;
+}

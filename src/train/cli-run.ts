@@ -1,0 +1,353 @@
+// One training run from a resolved config: the body of `alignlab train` (src/cli/train.ts parses flags
+// and signals; the study runner can call this directly).
+//
+//   config → run dir (config.resolved.json) → model + tokenizer → TRL dataset → token ids
+//          → trainer (offline.ts / ppo-trainer.ts) → <run dir>/final (HF directory) + summary.json
+//
+// A run that stops early (SIGINT, --stop-after) leaves its checkpoint and no `final/`; `resume: true`
+// continues from the latest checkpoint with the same config and reaches the same final state.
+
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { currentDevice, free, initEngine, keep, np } from '../engine/index.js';
+import { toDevice } from '../model/weights.js';
+import { initHead, type ScalarModel } from '../model/heads.js';
+import type { Params } from '../model/decoder.js';
+import { loadHFDir, checkParams } from '../formats/hf.js';
+import { pack, type TokenizedExample } from '../data/batching.js';
+import type { PreferenceExample, PromptExample, SftExample } from '../data/trl.js';
+import { DEFAULT_CHAT_TEMPLATE } from '../data/trl.js';
+import { latestCheckpoint } from './checkpoint.js';
+import { loopOptions, resolveSteps, saveResolved, type TrainConfig } from './config.js';
+import type { TrainSummary } from './loop.js';
+import { trainDpo, trainRewardModel, trainSft, type LoopOptions } from './offline.js';
+import {
+  chatTemplateFor, completionOnlyFor, loadRewardModel, loadSplit, loadTrainModel, padIdOf, savePolicy, saveRewardModelDir,
+  staticLength, tokenizePairs, tokenizePrompts, tokenizeSft, type Encoder as DataEncoder, type TrainModel,
+} from './cli-data.js';
+import { rewardFunction } from './cli-rewards.js';
+
+export interface RunOptions {
+  /** Continue from the run directory's latest checkpoint. */
+  resume?: boolean;
+  /** Abort → stop after the current update with a checkpoint. */
+  signal?: AbortSignal;
+  /** Stop (with a checkpoint) once this many steps (updates; iterations for ppo/grpo/rloo) are done in total. */
+  stopAfter?: number;
+  /** jax-js device; default: the config's. */
+  device?: string;
+  progress?: boolean | 'auto';
+  /** Where informational lines go (stderr by default, so stdout stays the summary). */
+  log?: (line: string) => void;
+}
+
+/** The data encoder plus `start`, which brings up the engine once the host-side checks have passed. */
+type Encoder = DataEncoder & { start: () => Promise<void> };
+
+export interface RunResult {
+  summary: TrainSummary;
+  /** <run dir>/final when the run completed, else null. */
+  finalDir: string | null;
+  /** What `final/` holds: a policy, or a reward model. */
+  saved: 'policy' | 'reward_model' | null;
+}
+
+/** Error for a config that cannot run as written (names the config file and the keys to change). */
+function configError(c: TrainConfig, msg: string): Error {
+  return new Error(`${c.source}: ${msg}`);
+}
+
+export async function runTraining(c: TrainConfig, o: RunOptions = {}): Promise<RunResult> {
+  const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
+  const runDir = c.output_dir;
+  // Refuse before touching the directory: a fresh run must not overwrite another run's config.
+  if (!o.resume && latestCheckpoint(runDir))
+    throw new Error(`${runDir} already holds checkpoints of a run: resume it with --resume ${runDir}, or choose another output_dir (--out)`);
+  if (o.resume && !latestCheckpoint(runDir)) throw new Error(`${runDir}: no checkpoint to resume from (looked in ${join(runDir, 'checkpoints')})`);
+  saveResolved(runDir, c);
+
+  // Host-side work first (model files, tokenizer, data): a bad file fails before the engine starts.
+  const model = await loadTrainModel(c);
+  const template = chatTemplateFor(c, model.tokenizer);
+  const enc: Encoder = {
+    tokenizer: model.tokenizer, template, eosId: model.tokenizer.eosId ?? model.cfg.eosTokenId,
+    start: async () => {
+      const device = await initEngine(o.device ?? c.device);
+      log(`${c.algorithm}: ${model.cfg.arch} model from ${model.source} on ${device}; run directory ${runDir}`);
+    },
+  };
+
+  let result: RunResult;
+  switch (c.algorithm) {
+    case 'sft':
+      result = await runSft(c as TrainConfig<'sft'>, model, enc, o, log);
+      break;
+    case 'rm':
+      result = await runRm(c as TrainConfig<'rm'>, model, enc, o, log);
+      break;
+    case 'dpo':
+      result = await runDpo(c as TrainConfig<'dpo'>, model, enc, o, log);
+      break;
+    case 'ppo':
+      result = await runPpo(c as TrainConfig<'ppo'>, model, enc, o, log);
+      break;
+    case 'grpo':
+    case 'rloo':
+      throw new Error(`alignlab train ${c.algorithm} is not available yet: its trainer (src/train/grpo-trainer.ts) is not written; use ppo, dpo, rm or sft`);
+  }
+  writeFileSync(join(runDir, 'summary.json'), JSON.stringify({ ...result.summary, finalDir: result.finalDir, saved: result.saved }, null, 2) + '\n');
+  return result;
+}
+
+// ---- shared pieces ------------------------------------------------------------------------------
+
+/** The loop options of an offline run: config → loop, plus batch shape, stop/abort, resume. */
+function offlineLoop<P>(c: TrainConfig, steps: number, T: number, padId: number, o: RunOptions): LoopOptions<P> {
+  const stopAfter = o.stopAfter;
+  return {
+    ...loopOptions(c, steps),
+    batchSize: c.per_device_train_batch_size,
+    T,
+    padId,
+    resume: o.resume,
+    signal: o.signal,
+    progress: o.progress ?? 'auto',
+    onStep: stopAfter !== undefined ? ({ step }) => (step >= stopAfter && step < steps ? 'stop' : undefined) : undefined,
+  };
+}
+
+/** At least one batch of rows, with an error that says which keys to change. */
+function needRows(c: TrainConfig, n: number, what: string, file: string): void {
+  const bs = c.per_device_train_batch_size;
+  if (n < bs) throw configError(c, `${what} (${file}) has ${n} rows, fewer than one batch: lower per_device_train_batch_size (${bs}) or add rows`);
+}
+
+function needEvalRows(c: TrainConfig, n: number, file: string): void {
+  const bs = c.per_device_train_batch_size;
+  if (n < bs)
+    throw configError(c, `the eval set (${file}) has ${n} rows, fewer than one batch of ${bs} (per_device_train_batch_size): add rows, raise data.eval_fraction, or set data.eval_fraction: 0`);
+}
+
+function finalDirOf(c: TrainConfig): string {
+  return join(c.output_dir, 'final');
+}
+
+const completed = (s: TrainSummary) => s.status === 'completed';
+
+/** The chat template to store with the trained model: the one the data was rendered with, if the tokenizer lacked it. */
+function templateToSave(m: TrainModel, enc: Encoder, conversational: boolean): string | null {
+  if (!conversational) return null;
+  const used = enc.template?.template ?? DEFAULT_CHAT_TEMPLATE;
+  return used === m.tokenizer.chatTemplate ? null : used;
+}
+
+// ---- SFT ------------------------------------------------------------------------------------------
+
+async function runSft(c: TrainConfig<'sft'>, m: TrainModel, enc: Encoder, o: RunOptions, log: (l: string) => void): Promise<RunResult> {
+  const ds = await loadSplit<SftExample>(c, 'sft');
+  const cap = Math.min(c.max_length, m.cfg.maxPositions);
+  let train: TokenizedExample[] = tokenizeSft(ds.train, enc, { maxLength: cap });
+  let evalRows: TokenizedExample[] = ds.eval ? tokenizeSft(ds.eval, enc, { maxLength: cap }) : [];
+  let completionOnly = completionOnlyFor(c, ds.train);
+  let T: number;
+  if (c.sft.packing) {
+    // Packing cuts across examples: no prompt boundaries survive, so the loss covers every token.
+    T = cap;
+    const packRows = (xs: TokenizedExample[]) => pack(xs.map((x) => x.ids), T, enc.eosId).map((ids) => ({ ids }));
+    train = packRows(train);
+    evalRows = packRows(evalRows);
+    if (completionOnly) log('sft: packing is on, so the loss covers every token (completion-only masking needs unpacked rows)');
+    completionOnly = false;
+  } else T = staticLength([...train, ...evalRows].map((x) => x.ids.length), cap);
+  needRows(c, train.length, c.sft.packing ? 'the packed training set' : 'the training set', c.data.train);
+  if (evalRows.length) needEvalRows(c, evalRows.length, c.data.eval ?? c.data.train);
+  const steps = resolveSteps(c, train.length);
+  await enc.start();
+  log(`sft: ${train.length} training rows, ${evalRows.length} eval rows, T=${T}, ${steps} steps${completionOnly ? ', completion-only loss' : ''}`);
+  const params = toDevice(m.params) as Params;
+  const { params: out, summary } = await trainSft({
+    ...offlineLoop<Params>(c, steps, T, padIdOf(m.cfg, m.tokenizer), o),
+    cfg: m.cfg, params, train, eval: evalRows, completionOnly,
+  });
+  let finalDir: string | null = null;
+  try {
+    if (completed(summary)) {
+      finalDir = finalDirOf(c);
+      await savePolicy(finalDir, { ...m, params: out, chatTemplate: templateToSave(m, enc, ds.train.conversational) });
+    }
+  } finally {
+    free(out);
+  }
+  return { summary, finalDir, saved: finalDir ? 'policy' : null };
+}
+
+// ---- reward model ---------------------------------------------------------------------------------
+
+async function runRm(c: TrainConfig<'rm'>, m: TrainModel, enc: Encoder, o: RunOptions, log: (l: string) => void): Promise<RunResult> {
+  const ds = await loadSplit<PreferenceExample>(c, 'preference');
+  const cap = Math.min(c.max_length, m.cfg.maxPositions);
+  if (c.rm.use_margin_column && ds.train.rows.some((r) => r.margin !== undefined))
+    log(`rm: warning: ${c.data.train} has a "margin" column, but the reward-model trainer does not take per-pair margins yet; it is ignored`);
+  const tok = (d: typeof ds.train) => tokenizePairs(d, enc, { maxLength: cap, maxPromptLength: cap - 1 });
+  const train = tok(ds.train);
+  const evalRows = ds.eval ? tok(ds.eval) : [];
+  needRows(c, train.length, 'the training set', c.data.train);
+  if (evalRows.length) needEvalRows(c, evalRows.length, c.data.eval ?? c.data.train);
+  const T = staticLength([...train, ...evalRows].flatMap((p) => [p.prompt.length + p.chosen.length, p.prompt.length + p.rejected.length]), cap);
+  const steps = resolveSteps(c, train.length);
+  await enc.start();
+  log(`rm: ${train.length} training pairs, ${evalRows.length} eval pairs, T=${T}, ${steps} steps`);
+  const h = initHead(m.cfg, c.seed + 1);
+  const model: ScalarModel = { trunk: toDevice(m.params) as Params, head: { w: np.array(h.w.data, { shape: h.w.shape }), b: np.array(h.b.data, { shape: h.b.shape }) } };
+  const { params: out, summary } = await trainRewardModel({
+    ...offlineLoop<ScalarModel>(c, steps, T, padIdOf(m.cfg, m.tokenizer), o),
+    cfg: m.cfg, model, train, eval: evalRows,
+    centerRewardsCoefficient: c.rm.center_rewards_coefficient ?? undefined,
+  });
+  let finalDir: string | null = null;
+  try {
+    if (completed(summary)) {
+      finalDir = finalDirOf(c);
+      await saveRewardModelDir(finalDir, { cfg: m.cfg, model: out, tokenizer: m.tokenizer });
+    }
+  } finally {
+    free(out);
+  }
+  return { summary, finalDir, saved: finalDir ? 'reward_model' : null };
+}
+
+// ---- DPO family -----------------------------------------------------------------------------------
+
+async function runDpo(c: TrainConfig<'dpo'>, m: TrainModel, enc: Encoder, o: RunOptions, log: (l: string) => void): Promise<RunResult> {
+  const d = c.dpo;
+  const ds = await loadSplit<PreferenceExample>(c, 'preference');
+  const cap = Math.min(c.max_length, m.cfg.maxPositions);
+  const tok = (x: typeof ds.train) => tokenizePairs(x, enc, { maxLength: cap, maxPromptLength: Math.min(d.max_prompt_length, cap - 1) });
+  const train = tok(ds.train);
+  const evalRows = ds.eval ? tok(ds.eval) : [];
+  needRows(c, train.length, 'the training set', c.data.train);
+  if (evalRows.length) needEvalRows(c, evalRows.length, c.data.eval ?? c.data.train);
+  const T = staticLength([...train, ...evalRows].flatMap((p) => [p.prompt.length + p.chosen.length, p.prompt.length + p.rejected.length]), cap);
+  const steps = resolveSteps(c, train.length);
+  await enc.start();
+  const params = toDevice(m.params) as Params;
+  let ref: Params | undefined;
+  if (d.loss_type !== 'simpo') {
+    if (d.ref_model) {
+      const r = await loadHFDir(d.ref_model, { tokenizer: 'skip' });
+      checkParams(m.cfg, r.params, `dpo.ref_model ${d.ref_model} (it must have the policy's architecture and sizes)`);
+      ref = toDevice(r.params) as Params;
+    } else ref = keep(params); // TRL ref_model=None: a frozen copy of the initial policy
+  }
+  log(`dpo (${d.loss_type}, β=${d.beta}): ${train.length} training pairs, ${evalRows.length} eval pairs, T=${T}, ${steps} steps; reference ${d.loss_type === 'simpo' ? 'none (SimPO)' : (d.ref_model ?? 'the initial policy')}`);
+  let finalDir: string | null = null;
+  let summary: TrainSummary;
+  try {
+    const r = await trainDpo({
+      ...offlineLoop<Params>(c, steps, T, padIdOf(m.cfg, m.tokenizer), o),
+      cfg: m.cfg, params, ref, train, eval: evalRows,
+      lossType: d.loss_type, beta: d.beta, labelSmoothing: d.label_smoothing, gamma: d.simpo_gamma,
+    });
+    summary = r.summary;
+    try {
+      if (completed(summary)) {
+        finalDir = finalDirOf(c);
+        await savePolicy(finalDir, { ...m, params: r.params, chatTemplate: templateToSave(m, enc, ds.train.conversational) });
+      }
+    } finally {
+      free(r.params);
+    }
+  } finally {
+    if (ref) free(ref);
+  }
+  return { summary, finalDir, saved: finalDir ? 'policy' : null };
+}
+
+// ---- PPO ------------------------------------------------------------------------------------------
+
+async function runPpo(c: TrainConfig<'ppo'>, m: TrainModel, enc: Encoder, o: RunOptions, log: (l: string) => void): Promise<RunResult> {
+  const { trainPpo } = await import('./ppo-trainer.js');
+  const p = c.ppo;
+  // Online RL samples its own completions: every prompt row trains (no eval split; data.eval is not read yet).
+  const ds = await loadSplit<PromptExample>({ ...c, data: { ...c.data, eval: null, eval_fraction: 0 } }, 'prompt');
+  const ctx = Math.min(c.max_length, m.cfg.maxPositions);
+  const maxPrompt = ctx - p.response_length;
+  if (maxPrompt < 1)
+    throw configError(c, `ppo.response_length (${p.response_length}) leaves no room for a prompt within ${ctx} tokens (min of max_length and the model's context)`);
+  const prompts = tokenizePrompts(ds.train, enc, { maxPromptLength: maxPrompt });
+  // TRL's rollout batch: per_device_train_batch_size × gradient_accumulation_steps × num_mini_batches completions.
+  const B = c.per_device_train_batch_size * c.gradient_accumulation_steps * p.num_mini_batches;
+  if (prompts.length < B) throw configError(c, `${c.data.train} has ${prompts.length} prompts, fewer than one rollout of ${B} (per_device_train_batch_size × gradient_accumulation_steps × ppo.num_mini_batches)`);
+  const iterations = c.max_steps ?? Math.max(1, Math.ceil((c.num_train_epochs * prompts.length) / B));
+  const lo = loopOptions(c, iterations);
+  const updatesPerIteration = p.num_ppo_epochs * p.num_mini_batches;
+  let reward;
+  try {
+    reward = p.reward.function ? rewardFunction(p.reward.function) : undefined;
+  } catch (e) {
+    throw configError(c, `field "ppo.reward.function": ${(e as Error).message}`);
+  }
+  await enc.start();
+  const rm = p.reward.model ? await loadRewardModel(p.reward.model, { device: currentDevice() }) : null;
+  log(`ppo: ${prompts.length} prompts, ${B} completions of ≤${p.response_length} tokens per iteration, ${iterations} iterations × ${updatesPerIteration} updates; reward ${p.reward.model ?? p.reward.function}`);
+  const params = toDevice(m.params) as Params;
+  const stopAfter = o.stopAfter;
+  let finalDir: string | null = null;
+  let summary: TrainSummary;
+  try {
+    const r = await trainPpo({
+      policy: { cfg: m.cfg, params, tokenizer: m.tokenizer, eosId: enc.eosId },
+      prompts,
+      reward,
+      rewardModel: rm ?? undefined,
+      runDir: c.output_dir,
+      runId: c.run_name,
+      config: c,
+      iterations,
+      learningRate: c.learning_rate,
+      optimizer: lo.optimizer && { b1: lo.optimizer.b1, b2: lo.optimizer.b2, eps: lo.optimizer.eps, weightDecay: lo.optimizer.weightDecay },
+      // The schedule runs over updates; warmup_steps counts updates too (HF semantics).
+      schedule: { kind: c.lr_scheduler_type, warmupSteps: c.warmup_steps > 0 ? c.warmup_steps : Math.ceil(c.warmup_ratio * iterations * updatesPerIteration), minLrRatio: c.min_lr_ratio },
+      maxGradNorm: lo.maxGradNorm,
+      seed: c.seed,
+      checkpointEvery: c.save_steps,
+      keepCheckpoints: c.save_total_limit,
+      resume: o.resume,
+      progress: o.progress ?? 'auto',
+      signal: o.signal,
+      onIteration: stopAfter !== undefined ? ({ iteration }) => (iteration >= stopAfter && iteration < iterations ? 'stop' : undefined) : undefined,
+      batchSize: B,
+      numMiniBatches: p.num_mini_batches,
+      ppoEpochs: p.num_ppo_epochs,
+      gradientAccumulationSteps: c.gradient_accumulation_steps,
+      maxNewTokens: p.response_length,
+      temperature: p.temperature,
+      klCoef: p.kl_coef,
+      klEstimator: p.kl_estimator,
+      klTarget: p.kl_target,
+      klHorizon: p.kl_horizon,
+      gamma: p.gamma,
+      lam: p.lam,
+      clipRange: p.cliprange,
+      clipRangeValue: p.cliprange_value,
+      vfCoef: p.vf_coef,
+      whitenRewards: p.whiten_rewards,
+      missingEosPenalty: p.missing_eos_penalty,
+      refEmaAlpha: p.ref_ema_alpha,
+      valueModel: p.value_model,
+    });
+    summary = r.summary;
+    try {
+      if (completed(summary)) {
+        finalDir = finalDirOf(c);
+        await savePolicy(finalDir, { ...m, params: r.policy, chatTemplate: templateToSave(m, enc, ds.train.conversational) });
+      }
+    } finally {
+      free([r.policy, r.value.trunk, r.value.head]);
+    }
+  } finally {
+    free(params);
+    rm?.dispose();
+  }
+  return { summary, finalDir, saved: finalDir ? 'policy' : null };
+}
