@@ -8,7 +8,8 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { currentDevice, free, initEngine, keep, np } from '../engine/index.js';
 import { tinyConfig, type ModelConfig } from '../model/config.js';
 import type { Params } from '../model/decoder.js';
@@ -25,9 +26,10 @@ import { vaderCompound } from '../rewards/vader.js';
 import { trainDpo, trainRewardModel, trainSft } from '../train/offline.js';
 import { trainPpo } from '../train/ppo-trainer.js';
 import { trainGrpo } from '../train/grpo-trainer.js';
-import { dpoLoss, simpoLoss, DPO_DEFAULTS, SIMPO_DEFAULTS } from '../train/dpo.js';
-import { gae, ppoAdvantages, ppoLoss, ppoPolicyLoss, ppoValueLoss, shapeRewards, PPO_DEFAULTS } from '../train/ppo.js';
-import { groupAdvantages, grpoLoss, GRPO_DEFAULTS } from '../train/grpo.js';
+import { trainGrpo } from '../train/grpo-trainer.js';
+import { DPO_DEFAULTS, SIMPO_DEFAULTS } from '../train/dpo.js';
+import { PPO_DEFAULTS } from '../train/ppo.js';
+import { GRPO_DEFAULTS } from '../train/grpo.js';
 import { writeReport, type WrittenReport } from '../report/index.js';
 import type { StudyConfig } from './config.js';
 import { prepareStudyData, type StudyData } from './data.js';
@@ -56,11 +58,23 @@ const now = () => performance.now() / 1000;
 const rss = () => process.memoryUsage().rss;
 const hash = (x: unknown) => createHash('sha256').update(JSON.stringify(x)).digest('hex').slice(0, 12);
 
-/** Non-blank, non-comment source lines of the functions that make up a method's loss (as loaded). */
-function lossLines(...fns: ((...a: never[]) => unknown)[]): number {
-  return fns
-    .map((f) => f.toString().split('\n').filter((l) => l.trim() !== '' && !/^\s*(\/\/|\/\*|\*)/.test(l)).length)
-    .reduce((a, b) => a + b, 0);
+/**
+ * Non-blank, non-comment source lines of the named functions in a module of src/train, read from the
+ * source file beside this one (.ts when run from source, .js in dist: tsc keeps the layout).
+ */
+function lossLines(module: string, ...names: string[]): number {
+  const here = dirname(fileURLToPath(import.meta.url));
+  const file = ['.ts', '.js'].map((ext) => join(here, '..', 'train', module + ext)).find((f) => existsSync(f));
+  if (!file) return NaN;
+  const lines = readFileSync(file, 'utf-8').split('\n');
+  let total = 0;
+  for (const name of names) {
+    const start = lines.findIndex((l) => new RegExp(`^export (async )?function ${name}\\b`).test(l));
+    if (start < 0) continue;
+    const end = lines.findIndex((l, i) => i > start && l === '}');
+    total += lines.slice(start, end + 1).filter((l) => l.trim() !== '' && !/^\s*(\/\/|\/\*|\*)/.test(l)).length;
+  }
+  return total;
 }
 
 /** Complexity as measured from the code: models resident while training, method hyperparameters, loss lines. */
@@ -69,19 +83,19 @@ export function methodComplexity(method: Method): Complexity {
   switch (method) {
     case 'dpo':
     case 'ipo':
-      return { modelsInMemory: 2, hyperparameters: Object.keys(DPO_DEFAULTS).length, lossLines: lossLines(dpoLoss) };
+      return { modelsInMemory: 2, hyperparameters: Object.keys(DPO_DEFAULTS).length, lossLines: lossLines('dpo', 'dpoLoss') };
     case 'simpo':
-      return { modelsInMemory: 1, hyperparameters: Object.keys(SIMPO_DEFAULTS).length, lossLines: lossLines(simpoLoss) };
+      return { modelsInMemory: 1, hyperparameters: Object.keys(SIMPO_DEFAULTS).length, lossLines: lossLines('dpo', 'simpoLoss') };
     case 'ppo':
     case 'ppo-gt':
       return {
         modelsInMemory: method === 'ppo' ? 4 : 3, // policy, reference, value (+ reward model)
         hyperparameters: ppoHyper,
-        lossLines: lossLines(ppoLoss, ppoPolicyLoss, ppoValueLoss, ppoAdvantages, shapeRewards, gae),
+        lossLines: lossLines('ppo', 'ppoLoss', 'ppoPolicyLoss', 'ppoValueLoss', 'ppoAdvantages', 'shapeRewards', 'gae'),
       };
     case 'grpo':
     case 'rloo':
-      return { modelsInMemory: 3, hyperparameters: Object.keys(GRPO_DEFAULTS).length, lossLines: lossLines(grpoLoss, groupAdvantages) };
+      return { modelsInMemory: 3, hyperparameters: Object.keys(GRPO_DEFAULTS).length, lossLines: lossLines('grpo', 'grpoLoss', 'groupAdvantages') };
     default:
       return { modelsInMemory: 2, hyperparameters: 1, lossLines: 0 }; // best-of-n: base policy + reward model, N
   }
@@ -435,14 +449,14 @@ export class StudyRunner {
         ref: this.base.params,
         reward: (await this.rewardModel()).rewardFn(),
         prompts: this.data.trainPrompts.map((x) => x.ids),
-        groupSize: c.groupSize,
+        numGenerations: c.groupSize,
         promptsPerIteration: c.promptsPerIteration,
         beta: c.beta,
         maxNewTokens: cfg.task.maxNewTokens,
         temperature: 1,
         evalEvery: evalEvery(c.iterations, cfg.eval.checkpoints),
         evalFn: (pol: Params, it: number) => record(pol, it),
-      } as never);
+      });
       free(policy);
       return onlineCost(summary);
     }
