@@ -1,6 +1,11 @@
-// Training-step throughput of our decoder (fwd + bwd + global-norm clip + AdamW, one jitted program from
-// src/train/loop.ts makeTrainStep with src/train/sft.ts lmLoss over src/model/decoder.ts forward) against
-// PyTorch on the same shapes, measured in the same run.
+// Training-step throughput of our decoder (fwd + bwd + global-norm clip + AdamW in one jitted program: src/train/sft.ts
+// lmLoss over src/model/decoder.ts forward, src/train/optim.ts clipByGlobalNorm + adamw) against PyTorch on the same
+// shapes, measured in the same run.
+//
+// The step is written out here rather than taken from src/train/loop.ts makeTrainStep: it is the same program as
+// makeTrainStep's gradAccum=1 path (valueAndGrad with aux metrics, clip, AdamW update, stats stacked into one array
+// read once per step), but loop.ts imports the SQLite store, and a native module cannot travel in the bundle that
+// runs this script on the GPU machine (shared/gpu/README.md).
 //
 //   node --import tsx bench/train-step.ts                  # GPT-2 and Llama shapes, our side with 1 and 2 threads
 //   node --import tsx bench/train-step.ts --arch gpt2 --threads 2 --steps 6
@@ -76,14 +81,13 @@ interface ChildResult {
 async function child(): Promise<void> {
   const { threadsInfo, checkThreads } = await import('../src/engine/threads.js'); // before @jax-js/jax (it reads ALIGNLAB_THREADS)
   const { blockUntilReady } = await import('@jax-js/jax');
-  const { initEngine, i32, np, Rng, free } = await import('../src/engine/index.js');
+  const { initEngine, i32, np, Rng, free, jit, tree, valueAndGrad } = await import('../src/engine/index.js');
   const { tinyConfig, paramCount } = await import('../src/model/config.js');
   const { initHostParams } = await import('../src/model/params.js');
   const { toDevice } = await import('../src/model/weights.js');
   const { forward } = await import('../src/model/decoder.js');
   const { lmLoss } = await import('../src/train/sft.js');
-  const { makeTrainStep } = await import('../src/train/loop.js');
-  const { adamw } = await import('../src/train/optim.js');
+  const { adamw, clipByGlobalNorm } = await import('../src/train/optim.js');
   type Arr = ReturnType<typeof np.array>;
 
   const device = await initEngine(flags.device);
@@ -118,23 +122,30 @@ async function child(): Promise<void> {
   };
   // torch_step.py: AdamW(lr 3e-4, betas (0.9, 0.95), weight_decay 0.1), clip_grad_norm_(1.0).
   const optimizer = adamw({ lr: 3e-4, b1: 0.9, b2: 0.95, weightDecay: 0.1 });
-  const ts = makeTrainStep({ lossFn, optimizer, maxGradNorm: 1.0, gradAccum: 1 });
-  let opt: unknown = optimizer.init(params);
+  type Opt = ReturnType<typeof optimizer.init>;
+  // makeTrainStep's fused program (loop.ts): loss and grads, clip, AdamW, one stats array [loss, grad norm, metrics].
+  const step = jit(((p: typeof params, o: Opt, b: LmDev, lr: Arr, t: Arr) => {
+    const [[loss, metrics], grads] = valueAndGrad((q: typeof params) => lossFn(q, b) as never, { hasAux: true })(tree.ref(p as never) as never) as unknown as [[Arr, Record<string, Arr>], unknown];
+    const [clipped, gnorm] = clipByGlobalNorm(grads, 1.0);
+    const [p2, o2] = optimizer.update(clipped, o, p, lr, t);
+    return [p2, o2, np.stack([loss, gnorm, ...Object.values(metrics).map((m) => m.astype(np.float32))])];
+  }) as never) as unknown as ((p: typeof params, o: Opt, b: LmDev, lr: Arr, t: Arr) => [typeof params, Opt, Arr]) & { dispose(): void };
+  let opt = optimizer.init(params);
   const losses: number[] = [];
   const samples: number[] = [];
   let compileMs = 0;
   for (let i = 0; i < flags.warmup + flags.steps; i++) {
     const t0 = performance.now();
-    const r = await ts.step(params, opt, [batch()], {}, 3e-4, i + 1);
-    params = r.params;
-    opt = r.optState;
-    await blockUntilReady([params, opt] as never);
+    let stats: Arr;
+    [params, opt, stats] = step(params, opt, batch(), np.array(3e-4), np.array(i + 1));
+    const s = await stats.data(); // the one read of a step, as makeTrainStep does
+    await blockUntilReady([params, opt] as never); // and the AdamW update is finished before the clock stops
     const ms = performance.now() - t0;
     if (i === 0) compileMs = ms;
     if (i >= flags.warmup) samples.push(ms);
-    losses.push(r.loss);
+    losses.push(s[0] as number);
   }
-  ts.dispose();
+  step.dispose();
   const t = summarize(samples);
   const out: ChildResult = {
     arch: s.arch, device, threads: threadsInfo().threads, params: paramCount(cfg), tokensPerStep: B * T,
@@ -192,7 +203,12 @@ async function parent(): Promise<void> {
       console.error(`  ${rows[rows.length - 1]!.name}: ${tps.toFixed(0)} tok/s`);
     }
     if (flags.baseline) {
-      const b = await baseline(arch);
+      // Our numbers are kept when the baseline cannot run (e.g. a GPU machine without torch_step.py --device).
+      const b = await baseline(arch).catch((e: Error) => (console.error(`baseline failed: ${e.message}`), null));
+      if (!b) {
+        process.exitCode = 1;
+        continue;
+      }
       base.set(arch, b);
       rows.push({ name: `torch ${arch} ${flags.device === 'wasm' ? `cpu ${b.threads}T ${b.blas}` : 'cuda'}`, value: b.tokens_per_s as number, unit: 'tok/s',
         note: `median ${(b.step_ms_median as number).toFixed(0)} ms, best ${(b.tokens_per_s_best as number).toFixed(0)} tok/s, torch ${b.torch}, loss ${(b.loss_first as number).toFixed(3)}→${(b.loss_last as number).toFixed(3)}, ${((b.params as number) / 1e6).toFixed(2)}M params` });
@@ -212,7 +228,7 @@ async function parent(): Promise<void> {
   const headBase = base.get(head);
   if (!headBase) {
     console.log(rows.map((r) => `${r.name}: ${r.value.toFixed(1)} ${r.unit} ${r.note ?? ''}`).join('\n'));
-    console.log('no baseline (--no-baseline): no ratio');
+    console.log(`no baseline${flags.baseline ? ' (it failed, see above)' : ' (--no-baseline)'}: no ratio`);
     return;
   }
   report({
