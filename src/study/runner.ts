@@ -26,7 +26,6 @@ import { vaderCompound } from '../rewards/vader.js';
 import { trainDpo, trainRewardModel, trainSft } from '../train/offline.js';
 import { trainPpo } from '../train/ppo-trainer.js';
 import { trainGrpo } from '../train/grpo-trainer.js';
-import { trainGrpo } from '../train/grpo-trainer.js';
 import { DPO_DEFAULTS, SIMPO_DEFAULTS } from '../train/dpo.js';
 import { PPO_DEFAULTS } from '../train/ppo.js';
 import { GRPO_DEFAULTS } from '../train/grpo.js';
