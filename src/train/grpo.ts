@@ -7,7 +7,7 @@
 //              KL_t = exp(ref_t − logp_t) − (ref_t − logp_t) − 1   (k3, DeepSeekMath eq. 4)
 //   lossType 'grpo':    L = mean_i ( Σ_t m ℓ / Σ_t m )             per-sequence mean, then mean over sequences
 //            'bnpo':    L = Σ m ℓ / Σ m                            token mean over the batch
-//            'dr_grpo': L = Σ m ℓ / (B · T)                        constant normalizer (Dr. GRPO)
+//            'dr_grpo': L = Σ m ℓ / (B · T)                        constant normalizer (Dr. GRPO; T = max completion length)
 //
 // Group layout: completions of one prompt are consecutive (index = prompt·G + i), as TRL's `view(-1, G)`.
 // Advantages are computed on the host (rewards come from host reward functions); the loss runs on the device,
@@ -87,6 +87,8 @@ export interface GrpoOptions {
   /** Upper clip ε_high (DAPO's clip-higher); defaults to `epsilon`. */
   epsilonHigh?: number;
   lossType?: GrpoLossType;
+  /** The constant of 'dr_grpo' (L = Σ m ℓ / (B · maxCompletionLength)); default: the mask's T. */
+  maxCompletionLength?: number;
 }
 
 export type GrpoMetrics = {
@@ -125,6 +127,6 @@ export function grpoLoss(inp: GrpoLossInputs, opts: GrpoOptions = {}): { loss: A
   let loss: Arr;
   if (lossType === 'grpo') loss = masked.sum(-1).div(np.maximum(mask.ref.sum(-1), 1)).mean();
   else if (lossType === 'bnpo') loss = masked.sum().div(np.maximum(mask.ref.sum(), 1));
-  else loss = masked.sum().div(B * T);
+  else loss = masked.sum().div(B * (opts.maxCompletionLength ?? T));
   return { loss, metrics: { kl, 'clip_ratio/region_mean': maskedMean(clipActive, mask) } };
 }
