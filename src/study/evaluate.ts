@@ -115,7 +115,9 @@ export class Evaluator {
       length: mean(scored.map((s) => s.tokens.length)),
       perplexity: Math.exp(-mean(refTok)), // under the base model (= the reference)
       winRate: this.baseRewards.length ? pairedWinRate(rewards, this.baseRewards) : 0.5,
-    };
+      // Per prompt, in prompt order: lets the analysis bootstrap over prompts as well as seeds.
+      promptRewards: rewards,
+    } as Checkpoint;
     const samples = scored.slice(0, 12).map((s, i) => ({ prompt: this.prompts[i]!.text, completion: s.text, reward: s.reward }));
     return { checkpoint, samples, rewards };
   }
