@@ -26,6 +26,7 @@ import {
   staticLength, tokenizePairs, tokenizePrompts, tokenizeSft, type Encoder as DataEncoder, type TrainModel,
 } from './cli-data.js';
 import { rewardFunction } from './cli-rewards.js';
+import type { RewardFn } from '../rewards/types.js';
 
 export interface RunOptions {
   /** Continue from the run directory's latest checkpoint. */
@@ -93,7 +94,8 @@ export async function runTraining(c: TrainConfig, o: RunOptions = {}): Promise<R
       break;
     case 'grpo':
     case 'rloo':
-      throw new Error(`alignlab train ${c.algorithm} is not available yet: its trainer (src/train/grpo-trainer.ts) is not written; use ppo, dpo, rm or sft`);
+      result = await runGroup(c as TrainConfig<'grpo' | 'rloo'>, model, enc, o, log);
+      break;
   }
   writeFileSync(join(runDir, 'summary.json'), JSON.stringify({ ...result.summary, finalDir: result.finalDir, saved: result.saved }, null, 2) + '\n');
   return result;
@@ -265,28 +267,38 @@ async function runDpo(c: TrainConfig<'dpo'>, m: TrainModel, enc: Encoder, o: Run
 
 // ---- PPO ------------------------------------------------------------------------------------------
 
-async function runPpo(c: TrainConfig<'ppo'>, m: TrainModel, enc: Encoder, o: RunOptions, log: (l: string) => void): Promise<RunResult> {
-  const { trainPpo } = await import('./ppo-trainer.js');
-  const p = c.ppo;
+/** Prompt ids for online RL, cut so that prompt + completion fit the context. */
+async function onlinePrompts(c: TrainConfig<'ppo' | 'grpo' | 'rloo'>, m: TrainModel, enc: Encoder, completionKey: string, completionLength: number) {
   // Online RL samples its own completions: every prompt row trains (no eval split; data.eval is not read yet).
   const ds = await loadSplit<PromptExample>({ ...c, data: { ...c.data, eval: null, eval_fraction: 0 } }, 'prompt');
   const ctx = Math.min(c.max_length, m.cfg.maxPositions);
-  const maxPrompt = ctx - p.response_length;
+  const maxPrompt = ctx - completionLength;
   if (maxPrompt < 1)
-    throw configError(c, `ppo.response_length (${p.response_length}) leaves no room for a prompt within ${ctx} tokens (min of max_length and the model's context)`);
-  const prompts = tokenizePrompts(ds.train, enc, { maxPromptLength: maxPrompt });
+    throw configError(c, `${c.algorithm}.${completionKey} (${completionLength}) leaves no room for a prompt within ${ctx} tokens (min of max_length and the model's context)`);
+  return { ds, prompts: tokenizePrompts(ds.train, enc, { maxPromptLength: maxPrompt }) };
+}
+
+/** The reward source of an online config: a built-in function (checked before the engine starts) or a reward model dir. */
+function onlineRewardFunction(c: TrainConfig<'ppo' | 'grpo' | 'rloo'>): RewardFn | undefined {
+  const r = (c as unknown as Record<string, { reward: { function: string | null } }>)[c.algorithm]!.reward;
+  try {
+    return r.function ? rewardFunction(r.function) : undefined;
+  } catch (e) {
+    throw configError(c, `field "${c.algorithm}.reward.function": ${(e as Error).message}`);
+  }
+}
+
+async function runPpo(c: TrainConfig<'ppo'>, m: TrainModel, enc: Encoder, o: RunOptions, log: (l: string) => void): Promise<RunResult> {
+  const { trainPpo } = await import('./ppo-trainer.js');
+  const p = c.ppo;
+  const { ds, prompts } = await onlinePrompts(c, m, enc, 'response_length', p.response_length);
   // TRL's rollout batch: per_device_train_batch_size × gradient_accumulation_steps × num_mini_batches completions.
   const B = c.per_device_train_batch_size * c.gradient_accumulation_steps * p.num_mini_batches;
   if (prompts.length < B) throw configError(c, `${c.data.train} has ${prompts.length} prompts, fewer than one rollout of ${B} (per_device_train_batch_size × gradient_accumulation_steps × ppo.num_mini_batches)`);
   const iterations = c.max_steps ?? Math.max(1, Math.ceil((c.num_train_epochs * prompts.length) / B));
   const lo = loopOptions(c, iterations);
   const updatesPerIteration = p.num_ppo_epochs * p.num_mini_batches;
-  let reward;
-  try {
-    reward = p.reward.function ? rewardFunction(p.reward.function) : undefined;
-  } catch (e) {
-    throw configError(c, `field "ppo.reward.function": ${(e as Error).message}`);
-  }
+  const reward = onlineRewardFunction(c);
   await enc.start();
   const rm = p.reward.model ? await loadRewardModel(p.reward.model, { device: currentDevice() }) : null;
   log(`ppo: ${prompts.length} prompts, ${B} completions of ≤${p.response_length} tokens per iteration, ${iterations} iterations × ${updatesPerIteration} updates; reward ${p.reward.model ?? p.reward.function}`);
@@ -344,6 +356,84 @@ async function runPpo(c: TrainConfig<'ppo'>, m: TrainModel, enc: Encoder, o: Run
       }
     } finally {
       free([r.policy, r.value.trunk, r.value.head]);
+    }
+  } finally {
+    free(params);
+    rm?.dispose();
+  }
+  return { summary, finalDir, saved: finalDir ? 'policy' : null };
+}
+
+// ---- GRPO and RLOO ----------------------------------------------------------------------------------
+
+async function runGroup(c: TrainConfig<'grpo' | 'rloo'>, m: TrainModel, enc: Encoder, o: RunOptions, log: (l: string) => void): Promise<RunResult> {
+  const { trainGrpo, trainRloo } = await import('./grpo-trainer.js');
+  const g = c.algorithm === 'grpo' ? (c as TrainConfig<'grpo'>).grpo : (c as TrainConfig<'rloo'>).rloo;
+  const { ds, prompts } = await onlinePrompts(c, m, enc, 'max_completion_length', g.max_completion_length);
+  // TRL counts completions in the batch: per_device_train_batch_size × gradient_accumulation_steps completions per
+  // generation, num_generations of them for each prompt.
+  const rows = c.per_device_train_batch_size * c.gradient_accumulation_steps;
+  const G = g.num_generations;
+  if (rows % G !== 0)
+    throw configError(c, `per_device_train_batch_size × gradient_accumulation_steps = ${rows} completions per rollout must be a multiple of ${c.algorithm}.num_generations (${G})`);
+  const promptsPerIteration = rows / G;
+  if (prompts.length < promptsPerIteration) throw configError(c, `${c.data.train} has ${prompts.length} prompts, fewer than the ${promptsPerIteration} of one rollout`);
+  const iterations = c.max_steps ?? Math.max(1, Math.ceil((c.num_train_epochs * prompts.length) / promptsPerIteration));
+  const updatesPerIteration = g.num_iterations;
+  let reward = onlineRewardFunction(c);
+  await enc.start();
+  const rmDir = (g.reward as { model: string | null }).model;
+  const rm = rmDir ? await loadRewardModel(rmDir, { device: currentDevice() }) : null;
+  if (rm) reward = rm.rewardFn();
+  log(`${c.algorithm}: ${prompts.length} prompts, ${promptsPerIteration} prompts × ${G} completions of ≤${g.max_completion_length} tokens per iteration, ${iterations} iterations × ${updatesPerIteration} updates; reward ${rmDir ?? g.reward.function}`);
+  const lo = loopOptions(c, iterations);
+  const params = toDevice(m.params) as Params;
+  const stopAfter = o.stopAfter;
+  const common = {
+    policy: { cfg: m.cfg, params, tokenizer: m.tokenizer, eosId: enc.eosId },
+    prompts,
+    reward: reward!,
+    runDir: c.output_dir,
+    runId: c.run_name,
+    config: c,
+    iterations,
+    learningRate: c.learning_rate,
+    optimizer: lo.optimizer && { b1: lo.optimizer.b1, b2: lo.optimizer.b2, eps: lo.optimizer.eps, weightDecay: lo.optimizer.weightDecay },
+    schedule: { kind: c.lr_scheduler_type, warmupSteps: c.warmup_steps > 0 ? c.warmup_steps : Math.ceil(c.warmup_ratio * iterations * updatesPerIteration), minLrRatio: c.min_lr_ratio },
+    maxGradNorm: lo.maxGradNorm,
+    seed: c.seed,
+    checkpointEvery: c.save_steps,
+    keepCheckpoints: c.save_total_limit,
+    resume: o.resume,
+    progress: o.progress ?? 'auto',
+    signal: o.signal,
+    onIteration: stopAfter !== undefined ? ({ iteration }: { iteration: number }) => (iteration >= stopAfter && iteration < iterations ? 'stop' as const : undefined) : undefined,
+    promptsPerIteration,
+    numGenerations: G,
+    numIterations: g.num_iterations,
+    gradientAccumulationSteps: c.gradient_accumulation_steps,
+    maxNewTokens: g.max_completion_length,
+    temperature: g.temperature,
+  };
+  let finalDir: string | null = null;
+  let summary: TrainSummary;
+  try {
+    let r;
+    if (c.algorithm === 'grpo') {
+      const x = (c as TrainConfig<'grpo'>).grpo;
+      r = await trainGrpo({ ...common, beta: x.beta, epsilon: x.epsilon, epsilonHigh: x.epsilon_high ?? undefined, lossType: x.loss_type, scaleRewards: x.scale_rewards });
+    } else {
+      const x = (c as TrainConfig<'rloo'>).rloo;
+      r = await trainRloo({ ...common, klCoef: x.kl_coef, clipRange: x.cliprange, normalizeAdvantages: x.normalize_advantages });
+    }
+    summary = r.summary;
+    try {
+      if (completed(summary)) {
+        finalDir = finalDirOf(c);
+        await savePolicy(finalDir, { ...m, params: r.policy, chatTemplate: templateToSave(m, enc, ds.train.conversational) });
+      }
+    } finally {
+      free(r.policy);
     }
   } finally {
     free(params);

@@ -173,19 +173,19 @@ test('dpo end to end, --stop-after + --resume and SIGINT + --resume reproduce th
 
 // ---- bad input ---------------------------------------------------------------------------------
 
-test('bad data and configs: file:line and field, exit 1, no stack trace; grpo says it is not available', async () => {
+test('bad data and configs: file:line and field, exit 1, no stack trace', async () => {
   const good1 = JSON.stringify(pairs(1, 0)[0]);
   writeFileSync(join(tmp, 'bad-field.jsonl'), `${good1}\n${good1}\n{"prompt": "a", "chosen": 5, "rejected": "b"}\n`);
   writeFileSync(join(tmp, 'bad-json.jsonl'), `${good1}\n{"prompt": "a", "chosen": \n`);
   const badYaml = join(tmp, 'bad-beta.yaml');
   writeFileSync(badYaml, `model:\n  dir: ${tmp}\ndata:\n  train: prefs.jsonl\ndpo:\n  beta: high\n`);
-  const grpoCfg = config('grpo.yaml', { data: { train: 'prefs.jsonl' }, grpo: { reward: { function: 'sentiment' } } });
+  const grpoCfg = config('grpo-bad.yaml', { data: { train: 'prefs.jsonl' }, per_device_train_batch_size: 6, grpo: { reward: { function: 'sentiment' }, num_generations: 4, max_completion_length: 8 } });
   const cases: [string[], RegExp][] = [
     [['dpo', '--config', config('bf.yaml', { data: { train: 'bad-field.jsonl' } }), '--out', join(tmp, 'bf')], /bad-field\.jsonl:3: field "chosen" must be a string, got number 5/],
     [['rm', '--config', config('bj.yaml', { data: { train: 'bad-json.jsonl' } }), '--out', join(tmp, 'bj')], /bad-json\.jsonl:2: is not valid JSON/],
     [['dpo', '--config', badYaml], /bad-beta\.yaml:6: field "dpo\.beta": .*expected number, received string/],
     [['ppo', '--config', config('rf.yaml', { data: { train: 'prefs.jsonl' }, ppo: { reward: { function: 'nope' } } }), '--out', join(tmp, 'rf')], /rf\.yaml: field "ppo\.reward\.function": unknown reward function "nope" \(known: sentiment, chars:…, contains:…\)/],
-    [['grpo', '--config', grpoCfg, '--out', join(tmp, 'grpo')], /grpo is not available yet/],
+    [['grpo', '--config', grpoCfg, '--out', join(tmp, 'grpo')], /grpo-bad\.yaml: per_device_train_batch_size × gradient_accumulation_steps = 6 completions per rollout must be a multiple of grpo\.num_generations \(4\)/],
   ];
   const got = await Promise.all(cases.map(([args]) => train(args)));
   got.forEach((r, i) => {
@@ -197,7 +197,7 @@ test('bad data and configs: file:line and field, exit 1, no stack trace; grpo sa
 
 // ---- reward model, then PPO with it ------------------------------------------------------------
 
-test('rm saves a reward model that loads back and reproduces its eval metrics; ppo trains against it', async () => {
+test('rm saves a reward model that loads back and reproduces its eval metrics; ppo and grpo train against it', async () => {
   const out = join(tmp, 'run-rm');
   const r = await train(['rm', '--config', config('rm.yaml', { data: { train: 'prefs.jsonl', eval: 'prefs-eval.jsonl' }, max_steps: 12 }), '--out', out]);
   ok(r);
@@ -224,17 +224,23 @@ test('rm saves a reward model that loads back and reproduces its eval metrics; p
     rm.dispose();
   }
 
+  // PPO and GRPO against the saved reward model (the value model of PPO starts from it), side by side.
   jsonl('prompts.jsonl', Array.from({ length: 8 }, (_, i) => ({ prompt: `It was${' '.repeat(i % 3)}` })));
-  const ppoOut = join(tmp, 'run-ppo');
-  const p = await train(['ppo', '--config', config('ppo.yaml', {
-    data: { train: 'prompts.jsonl' }, max_steps: 2, per_device_train_batch_size: 4,
-    ppo: { reward: { model: 'run-rm/final' }, response_length: 4, num_ppo_epochs: 1 },
-  }), '--out', ppoOut]);
+  const ppoOut = join(tmp, 'run-ppo'), grpoOut = join(tmp, 'run-grpo');
+  const online = { data: { train: 'prompts.jsonl' }, max_steps: 2, per_device_train_batch_size: 4 };
+  const [p, g] = await Promise.all([
+    train(['ppo', '--config', config('ppo.yaml', { ...online, ppo: { reward: { model: 'run-rm/final' }, response_length: 4, num_ppo_epochs: 1 } }), '--out', ppoOut]),
+    train(['grpo', '--config', config('grpo.yaml', { ...online, grpo: { reward: { model: 'run-rm/final' }, max_completion_length: 4, num_generations: 2 } }), '--out', grpoOut]),
+  ]);
   ok(p);
+  ok(g);
   const pm = readMetrics(ppoOut);
   assert.equal(pm.length, 2);
   for (const k of ['objective/kl', 'objective/scores', 'objective/rlhf_reward', 'policy/clipfrac_avg', 'loss/policy_avg', 'loss/value_avg'])
     assert.ok(Number.isFinite(pm[1]![k]), `metric ${k} missing: ${Object.keys(pm[1]!).join(', ')}`);
-  const lm = await LM.load(join(ppoOut, 'final'));
-  lm.dispose();
+  const gm = readMetrics(grpoOut);
+  assert.equal(gm.length, 2);
+  assert.ok(Number.isFinite(gm[1]!['objective/scores']), Object.keys(gm[1]!).join(', '));
+  assert.match(g.stderr, /2 prompts × 2 completions/);
+  for (const dir of [ppoOut, grpoOut]) (await LM.load(join(dir, 'final'))).dispose();
 });
