@@ -35,7 +35,7 @@ export const StudySchema = z
       })
       .strict()
       .prefault({}),
-    pretrain: z.object({ steps: int(600), batchSize: int(32), lr: num(3e-3), warmup: z.number().int().nonnegative().default(30) }).strict().prefault({}),
+    pretrain: z.object({ steps: int(500), batchSize: int(32), lr: num(3e-3), warmup: z.number().int().nonnegative().default(30) }).strict().prefault({}),
     task: z
       .object({
         /** Continuation length in tokens (the DPO paper's IMDb task sampled short continuations too). */
@@ -47,7 +47,7 @@ export const StudySchema = z
       .prefault({}),
     prefs: z
       .object({
-        prompts: int(512),
+        prompts: int(768),
         samplesPerPrompt: int(4),
         /** Pairs whose gold rewards differ by less than this are dropped (no clear preference). */
         minGap: num(0.05),
@@ -55,7 +55,7 @@ export const StudySchema = z
       })
       .strict()
       .prefault({}),
-    rm: z.object({ steps: int(150), batchSize: int(32), lr: num(1e-3) }).strict().prefault({}),
+    rm: z.object({ steps: int(120), batchSize: int(32), lr: num(1e-3) }).strict().prefault({}),
     eval: z
       .object({
         /** Held-out prompts scored at every checkpoint. */
@@ -65,15 +65,15 @@ export const StudySchema = z
       })
       .strict()
       .prefault({}),
-    dpo: z.object({ betas: z.array(z.number().positive()).default([0.05, 0.1, 0.5, 1]), steps: int(80), batchSize: int(32), lr: num(1e-3) }).strict().prefault({}),
+    dpo: z.object({ betas: z.array(z.number().positive()).default([0.05, 0.1, 0.5, 1]), steps: int(60), batchSize: int(32), lr: num(1e-3) }).strict().prefault({}),
     simpo: z
-      .object({ enabled: z.boolean().default(true), beta: num(2), gamma: num(1), steps: int(80), batchSize: int(32), lr: num(1e-3) })
+      .object({ enabled: z.boolean().default(true), beta: num(2), gamma: num(1), steps: int(60), batchSize: int(32), lr: num(1e-3) })
       .strict()
       .prefault({}),
     ppo: z
       .object({
         klCoefs: z.array(z.number().nonnegative()).default([0.02, 0.1, 0.3]),
-        iterations: int(30),
+        iterations: int(24),
         rolloutBatch: int(32),
         miniBatches: int(2),
         epochs: int(4),
@@ -97,14 +97,14 @@ export type StudyConfig = z.infer<typeof StudySchema>;
 /** --quick: one seed, two settings per method, short runs: about 3 minutes on 2 cores. */
 export const QUICK: Record<string, unknown> = {
   seeds: 1,
-  corpus: { trainPrompts: 512, heldOutPrompts: 64 },
-  pretrain: { steps: 250 },
-  prefs: { prompts: 256 },
-  rm: { steps: 60 },
-  eval: { prompts: 48, checkpoints: 3 },
-  dpo: { betas: [0.1, 0.5], steps: 40 },
-  simpo: { steps: 40 },
-  ppo: { klCoefs: [0.05, 0.2], iterations: 12 },
+  corpus: { trainPrompts: 512, heldOutPrompts: 48 },
+  pretrain: { steps: 150, warmup: 15 },
+  prefs: { prompts: 384 },
+  rm: { steps: 50 },
+  eval: { prompts: 48, checkpoints: 2 },
+  dpo: { betas: [0.1, 0.5], steps: 30 },
+  simpo: { steps: 30 },
+  ppo: { klCoefs: [0.05, 0.2], iterations: 8, miniBatches: 1 },
   bestOfN: { ns: [1, 4, 16] },
 };
 
