@@ -16,7 +16,8 @@ export interface GgufProviderOptions {
   /** llama.cpp threads (default 1: node-llama-cpp's default oversubscribes a small shared machine and runs
    * orders of magnitude slower). */
   threads?: number;
-  /** Context size in tokens (default 512, capped at the model's context_length). */
+  /** Context size in tokens (default: the model's context_length, at most 4096; the KV cache is f32). Longer
+   * prompts are cut from the left, as local: cuts them. */
   contextSize?: number;
   /** Time allowed to start the child and load the model (default 120 s). */
   startTimeoutMs?: number;
@@ -25,7 +26,12 @@ export interface GgufProviderOptions {
   /** Chat prompts: `auto` (default) renders the GGUF's tokenizer.chat_template when it has one, else the plain
    * "role: content" lines `local:` uses; `plain` always uses the plain lines. */
   chatTemplate?: 'auto' | 'plain';
+  /** Where one-time warnings go (default: stderr). */
+  warn?: (line: string) => void;
 }
+
+/** Default context: the model's own, capped so that a 128k-context model does not allocate a 128k KV cache. */
+export const DEFAULT_MAX_CONTEXT = 4096;
 
 /** Chat messages → prompt text: the GGUF's Jinja chat template, or the fallback LM.applyChatTemplate uses
  * (kept identical, so `local:` and `gguf:` of one exported model see the same prompt). */
@@ -48,6 +54,7 @@ export function chatPrompt(header: GGUFFile, messages: ChatMessage[], mode: 'aut
 export class GgufProvider implements Provider {
   readonly id: string;
   readonly model: string;
+  #warned = false;
 
   constructor(
     id: string,
@@ -79,7 +86,13 @@ export class GgufProvider implements Provider {
     if (req.maxTokens === 0) return { text: '', finishReason: 'length', completionTokens: 0, latencyMs: 0 };
     const max = Math.min(req.maxTokens, this.contextSize - 1);
     // Cut from the left when the prompt and the answer do not fit, as local: does.
-    const ids = fitPrompt(await this.#encode(prompt), this.contextSize - max);
+    const ids = fitPrompt(await this.#encode(prompt), this.contextSize - max, (from, to) => {
+      if (this.#warned) return;
+      this.#warned = true;
+      (this.opts.warn ?? ((l: string) => process.stderr.write(l + '\n')))(
+        `${this.id}: a prompt of ${from} tokens was cut to its last ${to} (context size ${this.contextSize}; option context_size); later cuts are not reported`,
+      );
+    });
     const g = await this.child.generate(
       ids,
       {
@@ -130,7 +143,7 @@ export class GgufProvider implements Provider {
   }
 }
 
-const GGUF_OPTIONS = { threads: 'number', contextSize: 'number', startTimeoutMs: 'number', timeoutMs: 'number', chatTemplate: 'string' } as const;
+const GGUF_OPTIONS = { threads: 'number', contextSize: 'number', startTimeoutMs: 'number', timeoutMs: 'number', chatTemplate: 'string', warn: 'function' } as const;
 
 /**
  * Build a `gguf:<file>` provider: checks the file here (a corrupt header fails naming the file and the field),
@@ -150,12 +163,15 @@ export async function createGgufProvider(target: string, id = `gguf:${target}`, 
   if (!existsSync(file)) throw new Error(`${id}: GGUF file ${file} does not exist`);
   if (!statSync(file).isFile()) throw new Error(`${id}: ${file} is not a file (gguf: takes a .gguf file; use local:<dir> for a model directory)`);
   const header = readGGUF(file, { data: false }); // throws naming the file and the field
+  const trained = Number(ggufGet(header, `${String(ggufGet(header, 'general.architecture'))}.context_length`)) || 512;
   const child = await LlamaCppChild.start(file, {
     threads: opts.threads ?? 1,
-    contextSize: opts.contextSize,
+    contextSize: opts.contextSize ?? Math.min(trained, DEFAULT_MAX_CONTEXT),
     startTimeoutMs: opts.startTimeoutMs,
     requestTimeoutMs: opts.timeoutMs,
     validate: false, // just read above
   });
-  return new GgufProvider(id, `${basename(file)}@${fileFingerprint([file])}`, child, header, opts);
+  // The context size changes answers (prompts are cut to fit), so it is part of the cache key; so is the chat mode.
+  const settings = `ctx=${child.info.contextSize};chat=${opts.chatTemplate ?? 'auto'}`;
+  return new GgufProvider(id, `${basename(file)}@${fileFingerprint([file], settings)}`, child, header, opts);
 }

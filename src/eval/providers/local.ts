@@ -56,10 +56,12 @@ function positiveInt(id: string, name: string, v: number | undefined, dflt: numb
 /**
  * A short fingerprint of model files for the response cache's `model` field: the content of small files and the
  * size and modification time of large ones (weights), so a model retrained or re-exported in place is asked
- * again instead of answering from stale cache entries, without reading gigabytes on every start.
+ * again instead of answering from stale cache entries, without reading gigabytes on every start. `settings`
+ * folds in provider settings that change answers.
  */
-export function fileFingerprint(files: string[], hashUpTo = 1 << 20): string {
+export function fileFingerprint(files: string[], settings = '', hashUpTo = 1 << 20): string {
   const h = createHash('sha256');
+  h.update(`${settings}\0`); // settings that change answers (device, context size) without changing files
   for (const f of [...files].sort()) {
     const st = statSync(f);
     h.update(`${basename(f)}\0${st.size}\0`);
@@ -200,7 +202,7 @@ function modelFiles(dir: string): string[] {
 
 /**
  * Build a `local:<dir>` provider. `dir` is resolved against the working directory. Options (YAML `config:`):
- * device, max_batch. The response cache keys on `<dir name>@<fingerprint of its files>`.
+ * device, max_batch. The response cache keys on `<dir name>@<fingerprint of its files and the device>`.
  */
 export async function createLocalProvider(target: string, id = `local:${target}`, raw: Record<string, unknown> = {}): Promise<LocalProvider> {
   const opts = readOptions<LocalProviderOptions>(id, raw, LOCAL_OPTIONS);
@@ -209,13 +211,15 @@ export async function createLocalProvider(target: string, id = `local:${target}`
   const dir = resolve(target);
   if (!existsSync(dir)) throw new Error(`${id}: model directory ${dir} does not exist`);
   if (!statSync(dir).isDirectory()) throw new Error(`${id}: ${dir} is not a directory (local: takes a model directory; use gguf:<file> for a GGUF file)`);
-  const model = `${basename(dir)}@${fileFingerprint(modelFiles(dir))}`;
   const { LM } = await import('../../model/lm.js');
+  const { currentDevice } = await import('../../engine/index.js');
   let lm: LM;
   try {
     lm = await LM.load(dir, { device: opts.device });
   } catch (e) {
     throw new Error(`${id}: could not load the model: ${(e as Error).message}`, { cause: e });
   }
+  // Devices differ in float rounding, so answers are cached per device.
+  const model = `${basename(dir)}@${fileFingerprint(modelFiles(dir), `device=${currentDevice()}`)}`;
   return new LocalProvider(id, model, lm, { ...opts, maxBatch });
 }

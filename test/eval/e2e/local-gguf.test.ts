@@ -40,7 +40,7 @@ before(async () => {
   const m = await loadHFDir(dir);
   writeGGUF(file, { config: m.config, params: m.params, tokenizerJson: m.tokenizer!.json, tokenizerConfig: m.tokenizer!.config });
   local = (await createProvider(`local:${dir}`, { config: { max_batch: 4, warn: (l: string) => warnings.push(l) } })) as LocalProvider;
-  gguf = (await createProvider(`gguf:${file}`, { config: { threads: 1 } })) as GgufProvider;
+  gguf = (await createProvider(`gguf:${file}`, { config: { threads: 1, warn: (l: string) => warnings.push(l) } })) as GgufProvider;
 });
 
 after(async () => {
@@ -109,8 +109,9 @@ test('prompts longer than the context are cut from the left (once reported) and 
   assert.equal(strip(b.text), strip(a.text));
   const big = await local.complete({ prompt: 'hi', maxTokens: 500, temperature: 0 });
   assert.ok(big.completionTokens! <= 127 && big.completionTokens! > 0);
-  assert.equal(warnings.length, 1, warnings.join('\n'));
-  assert.match(warnings[0]!, /a prompt of 300 tokens was cut to its last 120 \(the model has 128 positions\)/);
+  assert.equal(warnings.length, 2, warnings.join('\n'));
+  assert.match(warnings[0]!, /^local:.*: a prompt of 300 tokens was cut to its last 120 \(the model has 128 positions\)/);
+  assert.match(warnings[1]!, /^gguf:.*: a prompt of 300 tokens was cut to its last 120 \(context size 128; option context_size\)/);
 });
 
 test('loglikelihood: gguf (llama.cpp) matches local, which matches the server\'s exact echo scoring (LM.scorePrompt)', async () => {
@@ -193,4 +194,14 @@ test('options and bad input: clear errors naming the provider, option or file; t
   const r = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/entry.ts'), 'eval', '--config', join(d, 'bad.yaml'), '--db', join(d, 'bad.db')], { cwd: ROOT, encoding: 'utf8' });
   assert.equal(r.status, 1, r.stderr);
   assert.ok(r.stderr.includes(`alignlab eval: ${bad}: `), r.stderr);
+});
+
+test('examples/eval-local.yaml is a valid config naming local:, gguf: and openai-compat: providers whose tasks load', async () => {
+  const { loadEvalConfig } = await import('../../../src/eval/runner.js');
+  const { loadTask } = await import('../../../src/eval/tasks/index.js');
+  const file = join(ROOT, 'examples/eval-local.yaml');
+  const cfg = loadEvalConfig(file);
+  const ids = cfg.providers.map((p) => (typeof p === 'string' ? p : p.id));
+  assert.deepEqual(ids.map((i) => i.slice(0, i.indexOf(':'))), ['local', 'gguf', 'openai-compat']);
+  for (const t of cfg.tasks) assert.ok((await loadTask(join(ROOT, 'examples', t))).samples.length > 0, t);
 });
