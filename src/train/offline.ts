@@ -2,12 +2,12 @@
 // Each one is data → fixed-shape batches → a loss over the model (from its one-screen module) → the
 // shared loop (src/train/loop.ts: jitted update, clipping, checkpoints, resume, NaN guard, metrics).
 
-import { free, i32, np, type Arr } from '../engine/index.js';
+import { free, np, type Arr } from '../engine/index.js';
 import type { ModelConfig } from '../model/config.js';
 import { forward, type Params } from '../model/decoder.js';
 import { scalarValues, type ScalarModel } from '../model/heads.js';
 import { Scorer } from '../model/score.js';
-import { lmBatch, pairBatch, ShuffledBatches, type LmBatch, type PairExample, type TokenizedExample } from '../data/batching.js';
+import { lmBatch, lmBatchToDevice, pairBatch, ShuffledBatches, type LmBatch, type PairExample, type TokenizedExample } from '../data/batching.js';
 import { lmLoss } from './sft.js';
 import { rewardLoss, lastTokenValues } from './reward.js';
 import { dpoLoss, simpoLoss, type DpoLossType } from './dpo.js';
@@ -24,26 +24,7 @@ export type LoopOptions<P> = Omit<TrainOptions<P, never, never>, 'params' | 'los
   extraEval?: (params: P, step: number) => Promise<Record<string, number>>;
 };
 
-interface LmDevice {
-  input: Arr;
-  target: Arr;
-  weight: Arr;
-  valid: Arr;
-  pos: Arr;
-}
-
-/** An LmBatch on the device, with position ids 0…T−1 (right padding). */
-function lmDevice(b: LmBatch): LmDevice {
-  const shape = [b.B, b.T];
-  const pos = new Int32Array(b.B * b.T).map((_, i) => i % b.T);
-  return {
-    input: i32(b.input, shape),
-    target: i32(b.target, shape),
-    weight: np.array(b.weight, { shape }),
-    valid: np.array(b.valid, { shape }),
-    pos: i32(pos, shape),
-  };
-}
+type LmDevice = ReturnType<typeof lmBatchToDevice>;
 
 const tokensOf = (b: LmBatch) => b.lengths.reduce((a, n) => a + n, 0);
 
@@ -84,7 +65,7 @@ export async function trainSft(o: SftOptions): Promise<{ params: Params; summary
   const { cfg } = o;
   const collate = (xs: TokenizedExample[]): Batch<LmDevice> => {
     const b = lmBatch(xs, o.T, { padId: o.padId, completionOnly: o.completionOnly, rows: o.batchSize });
-    return { batch: lmDevice(b), tokens: tokensOf(b) };
+    return { batch: lmBatchToDevice(b), tokens: tokensOf(b) };
   };
   const lossFn = (p: Params, b: LmDevice) => {
     const { loss, metrics } = lmLoss(forward(p, cfg, b.input, b.pos, b.valid), b.target.ref, b.weight.ref);
@@ -118,9 +99,10 @@ function pairDevice(pairs: PairExample[], T: number, padId: number, rows: number
     target: cat(chosen.target, rejected.target),
     weight: cat(chosen.weight, rejected.weight),
     valid: cat(chosen.valid, rejected.valid),
+    pos: cat(chosen.pos, rejected.pos),
     lengths: [...chosen.lengths, ...rejected.lengths],
   };
-  return { batch: { both: lmDevice(both) }, tokens: tokensOf(both) };
+  return { batch: { both: lmBatchToDevice(both) }, tokens: tokensOf(both) };
 }
 
 export interface RewardModelOptions extends LoopOptions<ScalarModel> {
