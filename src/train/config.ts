@@ -2,8 +2,9 @@
 //
 // Keys are Hugging Face TrainingArguments / TRL config names (snake_case), so a TRL user recognises
 // them and numbers can be copied across. Every default is written once: here, or, for a loss
-// hyperparameter, in the algorithm module's *_DEFAULTS (imported below). The resolved config, with
-// every default filled in, is saved as <run dir>/config.resolved.json.
+// hyperparameter, in the algorithm module's *_DEFAULTS (imported below). Each key's documentation is its
+// `.describe()` text, from which docs/training.md's reference tables are generated (train/cli-docs.ts).
+// The resolved config, with every default filled in, is saved as <run dir>/config.resolved.json.
 //
 // A config is one YAML (or JSON) file: common keys at the top level plus one section named after
 // the algorithm. Example:
@@ -50,16 +51,13 @@ const path = z.string().min(1);
 const ModelSchema = z.union([
   z
     .object({
-      /** HF model directory (config.json, model.safetensors, tokenizer.json[, tokenizer_config.json]). */
-      dir: path,
+      dir: path.describe('HF model directory (config.json, model.safetensors, tokenizer.json[, tokenizer_config.json]).'),
     })
     .strict(),
   z
     .object({
-      /** A fresh random model: HF config.json keys (model_type, vocab_size, n_embd / hidden_size, …). */
-      init: z.record(z.string(), z.unknown()),
-      /** tokenizer.json (or a directory holding one) for the fresh model. */
-      tokenizer: path,
+      init: z.record(z.string(), z.unknown()).describe('A fresh random model: HF config.json keys (model_type, vocab_size, n_embd / hidden_size, …).'),
+      tokenizer: path.describe('tokenizer.json (or a directory holding one) for the fresh model.'),
     })
     .strict(),
 ]);
@@ -68,16 +66,11 @@ export const DATA_FORMATS = ['auto', 'text', 'prompt_completion', 'messages', 'p
 
 const DataSchema = z
   .object({
-    /** Training rows, JSONL in a TRL dataset format (see data/trl.ts). */
-    train: path,
-    /** Held-out rows; when absent, `eval_fraction` of `train` is split off (seeded by `seed`). */
-    eval: path.nullable().default(null),
-    /** Share of train rows held out when `eval` is absent (0 = no eval set). */
-    eval_fraction: z.number().min(0).max(0.5).default(0.05),
-    /** Row format; 'auto' detects it from the first row's keys (TRL's conventions). */
-    format: z.enum(DATA_FORMATS).default('auto'),
-    /** A Jinja chat template file overriding the tokenizer_config.json one (TRL `chat_template_path`). */
-    chat_template: path.nullable().default(null),
+    train: path.describe('Training rows, JSONL in a TRL dataset format (see data/trl.ts).'),
+    eval: path.nullable().default(null).describe('Held-out rows; when absent, `eval_fraction` of `train` is split off (seeded by `seed`).'),
+    eval_fraction: z.number().min(0).max(0.5).default(0.05).describe('Share of train rows held out when `eval` is absent (0 = no eval set).'),
+    format: z.enum(DATA_FORMATS).default('auto').describe("Row format; 'auto' detects it from the first row's keys (TRL's conventions)."),
+    chat_template: path.nullable().default(null).describe('A Jinja chat template file overriding the tokenizer_config.json one (TRL `chat_template_path`).'),
   })
   .strict();
 
@@ -86,77 +79,47 @@ const DataSchema = z
 const commonShape = {
   model: ModelSchema,
   data: DataSchema,
-  /** Optional; when given it must match the algorithm named on the command line. */
-  algorithm: z.enum(ALGORITHMS).optional(),
-  /** TrainingArguments.seed (42). */
-  seed: nonNegInt.default(42),
-  /** Number of optimizer updates; null = derive from num_train_epochs and the dataset size. */
-  max_steps: posInt.nullable().default(null),
-  /** TrainingArguments.num_train_epochs (3); used only when max_steps is null. */
-  num_train_epochs: z.number().positive().default(3),
-  /** TrainingArguments.per_device_train_batch_size (8): rows per micro-batch. */
-  per_device_train_batch_size: posInt.default(8),
-  /** TrainingArguments.per_device_eval_batch_size (8). */
-  per_device_eval_batch_size: posInt.default(8),
-  /** TrainingArguments.gradient_accumulation_steps (1): micro-batches per update. */
-  gradient_accumulation_steps: posInt.default(1),
-  /** Peak learning rate; null = the trainer's TRL default (LEARNING_RATE_DEFAULTS). */
-  learning_rate: z.number().positive().nullable().default(null),
-  /** TrainingArguments.lr_scheduler_type ('linear'). */
-  lr_scheduler_type: z.enum(['constant', 'cosine', 'linear']).default('linear'),
-  /** TrainingArguments.warmup_steps (0); wins over warmup_ratio when > 0. */
-  warmup_steps: nonNegInt.default(0),
-  /** TrainingArguments.warmup_ratio (0): share of max_steps used for warmup. */
-  warmup_ratio: prob.default(0),
-  /** Floor of cosine/linear decay as a share of the peak (ours; 0 = HF's decay to zero). */
-  min_lr_ratio: prob.default(0),
-  /** TrainingArguments.weight_decay (0.0), decoupled (AdamW); never applied to 1-D params. */
-  weight_decay: z.number().min(0).default(0),
-  /** TrainingArguments.adam_beta1 (0.9). */
-  adam_beta1: z.number().min(0).lt(1).default(0.9),
-  /** TrainingArguments.adam_beta2 (0.999). */
-  adam_beta2: z.number().min(0).lt(1).default(0.999),
-  /** TrainingArguments.adam_epsilon (1e-8). */
-  adam_epsilon: z.number().positive().default(1e-8),
-  /** TrainingArguments.max_grad_norm (1.0); null or 0 = no clipping. */
-  max_grad_norm: z.number().min(0).nullable().default(1.0),
-  /** Evaluate every N updates (and after the last); null = only after the last. */
-  eval_steps: posInt.nullable().default(null),
-  /** TrainingArguments.save_steps (500): checkpoint every N updates (and after the last). */
-  save_steps: posInt.default(500),
-  /** Checkpoints kept (TrainingArguments.save_total_limit; ours defaults to 2, HF keeps all). */
-  save_total_limit: posInt.default(2),
-  /** Max tokens per sequence: TRL SFTConfig/DPOConfig/RewardConfig.max_length (1024). */
-  max_length: posInt.default(1024),
-  /** Run directory; null = runs/<algorithm>-<config file name>. */
-  output_dir: z.string().min(1).nullable().default(null),
-  /** Run id in the store; null = the output directory's name. */
-  run_name: z.string().min(1).nullable().default(null),
-  /** jax-js device (ours): wasm (CPU), webgpu, or cpu (reference, slow). */
-  device: z.enum(['wasm', 'webgpu', 'cpu']).default('wasm'),
+  algorithm: z.enum(ALGORITHMS).optional().describe('Optional; when given it must match the algorithm named on the command line.'),
+  seed: nonNegInt.default(42).describe('TrainingArguments.seed (42).'),
+  max_steps: posInt.nullable().default(null).describe('Length of the run: optimizer updates (sft, rm, dpo) or iterations, each a rollout and its updates (ppo, grpo, rloo); null = num_train_epochs over the data.'),
+  num_train_epochs: z.number().positive().default(3).describe('TrainingArguments.num_train_epochs (3); used only when max_steps is null.'),
+  per_device_train_batch_size: posInt.default(8).describe('TrainingArguments.per_device_train_batch_size (8): rows per micro-batch (ppo: × gradient_accumulation_steps × num_mini_batches completions per rollout; grpo/rloo: × gradient_accumulation_steps completions per rollout).'),
+  per_device_eval_batch_size: posInt.default(8).describe('TrainingArguments.per_device_eval_batch_size (8); not read yet: offline eval batches have per_device_train_batch_size rows.'),
+  gradient_accumulation_steps: posInt.default(1).describe('TrainingArguments.gradient_accumulation_steps (1): micro-batches per update.'),
+  learning_rate: z.number().positive().nullable().default(null).describe("Peak learning rate; null = the trainer's TRL default (LEARNING_RATE_DEFAULTS)."),
+  lr_scheduler_type: z.enum(['constant', 'cosine', 'linear']).default('linear').describe("TrainingArguments.lr_scheduler_type ('linear')."),
+  warmup_steps: nonNegInt.default(0).describe('TrainingArguments.warmup_steps (0); wins over warmup_ratio when > 0.'),
+  warmup_ratio: prob.default(0).describe('TrainingArguments.warmup_ratio (0): share of max_steps used for warmup.'),
+  min_lr_ratio: prob.default(0).describe("Floor of cosine/linear decay as a share of the peak (ours; 0 = HF's decay to zero)."),
+  weight_decay: z.number().min(0).default(0).describe('TrainingArguments.weight_decay (0.0), decoupled (AdamW); never applied to 1-D params.'),
+  adam_beta1: z.number().min(0).lt(1).default(0.9).describe('TrainingArguments.adam_beta1 (0.9).'),
+  adam_beta2: z.number().min(0).lt(1).default(0.999).describe('TrainingArguments.adam_beta2 (0.999).'),
+  adam_epsilon: z.number().positive().default(1e-8).describe('TrainingArguments.adam_epsilon (1e-8).'),
+  max_grad_norm: z.number().min(0).nullable().default(1.0).describe('TrainingArguments.max_grad_norm (1.0); null or 0 = no clipping.'),
+  eval_steps: posInt.nullable().default(null).describe('Evaluate every N updates (and after the last); null = only after the last. Offline trainers only (online ones have no eval set yet).'),
+  save_steps: posInt.default(500).describe('TrainingArguments.save_steps (500): checkpoint every N steps as max_steps counts them (and after the last).'),
+  save_total_limit: posInt.default(2).describe('Checkpoints kept (TrainingArguments.save_total_limit; ours defaults to 2, HF keeps all).'),
+  max_length: posInt.default(1024).describe('Max tokens per sequence: TRL SFTConfig/DPOConfig/RewardConfig.max_length (1024).'),
+  output_dir: z.string().min(1).nullable().default(null).describe('Run directory; null = runs/<algorithm>-<config file name>.'),
+  run_name: z.string().min(1).nullable().default(null).describe("Run id in the store; null = the output directory's name."),
+  device: z.enum(['wasm', 'webgpu', 'cpu']).default('wasm').describe('jax-js device (ours): wasm (CPU), webgpu, or cpu (reference, slow); --device and $ALIGNLAB_DEVICE override it.'),
 };
 
 // ---- per-algorithm sections ------------------------------------------------------------------
 
 const SftSchema = z
   .object({
-    /** TRL SFTConfig.packing (false): concatenate examples with EOS and cut into max_length blocks. */
-    packing: z.boolean().default(false),
-    /** TRL SFTConfig.completion_only_loss (None): null = on for prompt/completion rows, off otherwise. */
-    completion_only_loss: z.boolean().nullable().default(null),
-    /** TRL SFTConfig.assistant_only_loss (false): loss only on assistant turns of `messages` rows. */
-    assistant_only_loss: z.boolean().default(false),
-    /** TRL SFTConfig.dataset_text_field ('text'). */
-    dataset_text_field: z.string().min(1).default('text'),
+    packing: z.boolean().default(false).describe('TRL SFTConfig.packing (false): concatenate examples with EOS and cut into max_length blocks.'),
+    completion_only_loss: z.boolean().nullable().default(null).describe('TRL SFTConfig.completion_only_loss (None): null = on for prompt/completion rows, off otherwise.'),
+    assistant_only_loss: z.boolean().default(false).describe('TRL SFTConfig.assistant_only_loss (false): loss only on assistant turns of `messages` rows.'),
+    dataset_text_field: z.string().min(1).default('text').describe("TRL SFTConfig.dataset_text_field ('text')."),
   })
   .strict();
 
 const RmSchema = z
   .object({
-    /** TRL RewardConfig.center_rewards_coefficient (None); Eisenstein et al. 2023 recommend 0.01. */
-    center_rewards_coefficient: z.number().min(0).nullable().default(null),
-    /** Read a per-pair `margin` column when present (Llama 2, Touvron et al. 2023, eq. 2; TRL does too). */
-    use_margin_column: z.boolean().default(true),
+    center_rewards_coefficient: z.number().min(0).nullable().default(null).describe('TRL RewardConfig.center_rewards_coefficient (None); Eisenstein et al. 2023 recommend 0.01.'),
+    use_margin_column: z.boolean().default(true).describe('Read a per-pair `margin` column when present (Llama 2, Touvron et al. 2023, eq. 2; TRL does too). Not applied yet: the trainer warns and ignores the column.'),
   })
   .strict();
 
@@ -164,30 +127,21 @@ export const DPO_LOSS_TYPES_CONFIG = ['sigmoid', 'ipo', 'hinge', 'robust', 'simp
 
 const DpoSchema = z
   .object({
-    /** β (TRL DPOConfig.beta 0.1; SimPO's β is SIMPO_DEFAULTS.beta, Meng et al. 2024); null = the loss type's default. */
-    beta: z.number().positive().nullable().default(null),
-    /** TRL DPOConfig.loss_type: sigmoid (Rafailov et al. 2023), ipo (Azar et al. 2023), hinge (SLiC, Zhao et al. 2023), robust (Chowdhury et al. 2024); simpo as TRL CPOConfig (Meng et al. 2024). */
-    loss_type: z.enum(DPO_LOSS_TYPES_CONFIG).default(DPO_DEFAULTS.lossType),
-    /** TRL DPOConfig.label_smoothing (0): cDPO / robust DPO label-noise rate ε < 0.5. */
-    label_smoothing: z.number().min(0).lt(0.5).default(DPO_DEFAULTS.labelSmoothing),
-    /** SimPO target margin γ (TRL CPOConfig.simpo_gamma; default from SIMPO_DEFAULTS). */
-    simpo_gamma: z.number().min(0).default(SIMPO_DEFAULTS.gamma),
-    /** TRL DPOConfig.max_prompt_length (512): longer prompts keep their end. */
-    max_prompt_length: posInt.default(512),
-    /** Reference model directory; null = the initial policy (TRL's default ref_model=None). */
-    ref_model: path.nullable().default(null),
-    /** Reference log-probs computed once before training (TRL precompute_ref_log_probs; ours defaults on: the ref is frozen). */
-    precompute_ref_log_probs: z.boolean().default(true),
+    beta: z.number().positive().nullable().default(null).describe("β (TRL DPOConfig.beta 0.1; SimPO's β is SIMPO_DEFAULTS.beta, Meng et al. 2024); null = the loss type's default."),
+    loss_type: z.enum(DPO_LOSS_TYPES_CONFIG).default(DPO_DEFAULTS.lossType).describe('TRL DPOConfig.loss_type: sigmoid (Rafailov et al. 2023), ipo (Azar et al. 2023), hinge (SLiC, Zhao et al. 2023), robust (Chowdhury et al. 2024); simpo as TRL CPOConfig (Meng et al. 2024).'),
+    label_smoothing: z.number().min(0).lt(0.5).default(DPO_DEFAULTS.labelSmoothing).describe('TRL DPOConfig.label_smoothing (0): cDPO / robust DPO label-noise rate ε < 0.5.'),
+    simpo_gamma: z.number().min(0).default(SIMPO_DEFAULTS.gamma).describe('SimPO target margin γ (TRL CPOConfig.simpo_gamma; default from SIMPO_DEFAULTS).'),
+    max_prompt_length: posInt.default(512).describe('TRL DPOConfig.max_prompt_length (512): longer prompts keep their end.'),
+    ref_model: path.nullable().default(null).describe("Reference model directory; null = the initial policy (TRL's default ref_model=None)."),
+    precompute_ref_log_probs: z.boolean().default(true).describe('Reference log-probs computed once before training (TRL precompute_ref_log_probs; ours defaults on: the ref is frozen). The trainer always precomputes; false gives the same numbers.'),
   })
   .strict();
 
 /** Where a scalar reward comes from in online RL: a learned reward model or a named reward function. */
 const RewardSourceSchema = z
   .object({
-    /** Reward model directory (trained with `alignlab train rm`). */
-    model: path.nullable().default(null),
-    /** A reward function id (e.g. "sentiment" for the VADER gold reward). */
-    function: z.string().min(1).nullable().default(null),
+    model: path.nullable().default(null).describe('Reward model directory (trained with `alignlab train rm`).'),
+    function: z.string().min(1).nullable().default(null).describe('A reward function id (e.g. "sentiment" for the VADER gold reward).'),
   })
   .strict()
   .refine((r) => (r.model === null) !== (r.function === null), { message: 'set exactly one of "model" and "function"' });
@@ -195,84 +149,51 @@ const RewardSourceSchema = z
 const PpoSchema = z
   .object({
     reward: RewardSourceSchema,
-    /** TRL PPOConfig.num_ppo_epochs (4): passes over each rollout batch. */
-    num_ppo_epochs: posInt.default(4),
-    /** TRL OnPolicyConfig.num_mini_batches (1): minibatches per epoch. */
-    num_mini_batches: posInt.default(1),
-    /** TRL PPOConfig.kl_coef (0.05): initial β of the per-token KL penalty. */
-    kl_coef: z.number().min(0).default(PPO_DEFAULTS.klCoef),
-    /** TRL PPOConfig.kl_estimator ('k1'); k3 is Schulman's low-variance estimator (http://joschu.net/blog/kl-approx.html). */
-    kl_estimator: z.enum(['k1', 'k3']).default(PPO_DEFAULTS.klEstimator as 'k1' | 'k3'),
-    /** Adaptive KL target (Ziegler et al. 2019 §2.2; TRL ≤0.11 `target` 6); null = fixed β. */
-    kl_target: z.number().positive().nullable().default(null),
-    /** Adaptive KL horizon (Ziegler et al. 2019; TRL ≤0.11 `horizon` 10000). */
-    kl_horizon: z.number().positive().default(10000),
-    /** TRL PPOConfig.gamma (1.0): discount. */
-    gamma: prob.default(PPO_DEFAULTS.gamma),
-    /** TRL PPOConfig.lam (0.95): GAE λ (Schulman et al. 2016). */
-    lam: prob.default(PPO_DEFAULTS.lam),
-    /** TRL PPOConfig.cliprange (0.2): policy ratio clip ε (Schulman et al. 2017). */
-    cliprange: z.number().positive().default(PPO_DEFAULTS.clipRange),
-    /** TRL PPOConfig.cliprange_value (0.2): value clip. */
-    cliprange_value: z.number().positive().default(PPO_DEFAULTS.clipRangeValue),
-    /** TRL PPOConfig.vf_coef (0.1): value-loss weight. */
-    vf_coef: z.number().min(0).default(PPO_DEFAULTS.vfCoef),
-    /** TRL PPOConfig.whiten_rewards (false). */
-    whiten_rewards: z.boolean().default(false),
-    /** TRL OnPolicyConfig.missing_eos_penalty (None): subtracted from the score of responses without EOS (Huang et al. 2024). */
-    missing_eos_penalty: z.number().min(0).nullable().default(null),
-    /** TRL OnPolicyConfig.response_length (53): tokens sampled per response. */
-    response_length: posInt.default(53),
-    /** TRL OnPolicyConfig.temperature (0.7). */
-    temperature: z.number().positive().default(0.7),
-    /** EMA reference: ref ← α·ref + (1−α)·policy per iteration (Xu et al. 2024); 1 = frozen reference. */
-    ref_ema_alpha: prob.default(1),
-    /** Value model: 'separate' (TRL: its own trunk, initialised from the reward model) or 'shared' (one trunk, two heads). */
-    value_model: z.enum(['separate', 'shared']).default('separate'),
+    num_ppo_epochs: posInt.default(4).describe('TRL PPOConfig.num_ppo_epochs (4): passes over each rollout batch.'),
+    num_mini_batches: posInt.default(1).describe('TRL OnPolicyConfig.num_mini_batches (1): minibatches per epoch.'),
+    kl_coef: z.number().min(0).default(PPO_DEFAULTS.klCoef).describe('TRL PPOConfig.kl_coef (0.05): initial β of the per-token KL penalty.'),
+    kl_estimator: z.enum(['k1', 'k3']).default(PPO_DEFAULTS.klEstimator as 'k1' | 'k3').describe("TRL PPOConfig.kl_estimator ('k1'); k3 is Schulman's low-variance estimator (http://joschu.net/blog/kl-approx.html)."),
+    kl_target: z.number().positive().nullable().default(null).describe('Adaptive KL target (Ziegler et al. 2019 §2.2; TRL ≤0.11 `target` 6); null = fixed β.'),
+    kl_horizon: z.number().positive().default(10000).describe('Adaptive KL horizon (Ziegler et al. 2019; TRL ≤0.11 `horizon` 10000).'),
+    gamma: prob.default(PPO_DEFAULTS.gamma).describe('TRL PPOConfig.gamma (1.0): discount.'),
+    lam: prob.default(PPO_DEFAULTS.lam).describe('TRL PPOConfig.lam (0.95): GAE λ (Schulman et al. 2016).'),
+    cliprange: z.number().positive().default(PPO_DEFAULTS.clipRange).describe('TRL PPOConfig.cliprange (0.2): policy ratio clip ε (Schulman et al. 2017).'),
+    cliprange_value: z.number().positive().default(PPO_DEFAULTS.clipRangeValue).describe('TRL PPOConfig.cliprange_value (0.2): value clip.'),
+    vf_coef: z.number().min(0).default(PPO_DEFAULTS.vfCoef).describe('TRL PPOConfig.vf_coef (0.1): value-loss weight.'),
+    whiten_rewards: z.boolean().default(false).describe('TRL PPOConfig.whiten_rewards (false).'),
+    missing_eos_penalty: z.number().min(0).nullable().default(null).describe('TRL OnPolicyConfig.missing_eos_penalty (None): subtracted from the score of responses without EOS (Huang et al. 2024).'),
+    response_length: posInt.default(53).describe('TRL OnPolicyConfig.response_length (53): tokens sampled per response.'),
+    temperature: z.number().positive().default(0.7).describe('TRL OnPolicyConfig.temperature (0.7).'),
+    ref_ema_alpha: prob.default(1).describe('EMA reference: ref ← α·ref + (1−α)·policy per iteration (Xu et al. 2024); 1 = frozen reference.'),
+    value_model: z.enum(['separate', 'shared']).default('separate').describe("Value model: 'separate' (TRL: its own trunk, initialised from the reward model, or from the policy when the reward is a function) or 'shared' (a value head on the policy's trunk)."),
   })
   .strict();
 
 const GrpoSchema = z
   .object({
     reward: RewardSourceSchema,
-    /** TRL GRPOConfig.num_generations (8): completions per prompt (the group). */
-    num_generations: z.number().int().min(2).default(8),
-    /** β of the k3 KL term (DeepSeekMath 0.04; TRL ≥0.19 uses 0 = no reference model). */
-    beta: z.number().min(0).default(GRPO_DEFAULTS.beta),
-    /** TRL GRPOConfig.epsilon (0.2): ratio clip. */
-    epsilon: z.number().positive().default(GRPO_DEFAULTS.epsilon),
-    /** TRL GRPOConfig.epsilon_high (None = epsilon); DAPO (Yu et al. 2025) uses 0.28. */
-    epsilon_high: z.number().positive().nullable().default(null),
-    /** Loss aggregation: grpo (per sequence), bnpo (per token), dr_grpo (Liu et al. 2025). */
-    loss_type: z.enum(['grpo', 'bnpo', 'dr_grpo']).default(GRPO_DEFAULTS.lossType),
-    /** TRL GRPOConfig.scale_rewards: divide advantages by the group std (Dr. GRPO turns it off). */
-    scale_rewards: z.boolean().default(GRPO_DEFAULTS.scaleRewards),
-    /** TRL GRPOConfig.num_iterations (1): μ, updates per generation batch. */
-    num_iterations: posInt.default(1),
-    /** TRL GRPOConfig.max_completion_length (256). */
-    max_completion_length: posInt.default(256),
-    /** TRL GRPOConfig.temperature (1.0). */
-    temperature: z.number().positive().default(1.0),
+    num_generations: z.number().int().min(2).default(8).describe('TRL GRPOConfig.num_generations (8): completions per prompt (the group).'),
+    beta: z.number().min(0).default(GRPO_DEFAULTS.beta).describe('β of the k3 KL term (DeepSeekMath 0.04; TRL ≥0.19 uses 0 = no reference model).'),
+    epsilon: z.number().positive().default(GRPO_DEFAULTS.epsilon).describe('TRL GRPOConfig.epsilon (0.2): ratio clip.'),
+    epsilon_high: z.number().positive().nullable().default(null).describe('TRL GRPOConfig.epsilon_high (None = epsilon); DAPO (Yu et al. 2025) uses 0.28.'),
+    loss_type: z.enum(['grpo', 'bnpo', 'dr_grpo']).default(GRPO_DEFAULTS.lossType).describe('Loss aggregation: grpo (per sequence), bnpo (per token), dr_grpo (Liu et al. 2025).'),
+    scale_rewards: z.boolean().default(GRPO_DEFAULTS.scaleRewards).describe('TRL GRPOConfig.scale_rewards: divide advantages by the group std (Dr. GRPO turns it off).'),
+    num_iterations: posInt.default(1).describe('TRL GRPOConfig.num_iterations (1): μ, updates per generation batch.'),
+    max_completion_length: posInt.default(256).describe('TRL GRPOConfig.max_completion_length (256).'),
+    temperature: z.number().positive().default(1.0).describe('TRL GRPOConfig.temperature (1.0).'),
   })
   .strict();
 
 const RlooSchema = z
   .object({
     reward: RewardSourceSchema,
-    /** k: completions per prompt (TRL RLOOConfig.num_generations 2, formerly rloo_k). */
-    num_generations: z.number().int().min(2).default(2),
-    /** KL penalty coefficient in the reward (TRL RLOOConfig kl_coef / beta 0.05). */
-    kl_coef: z.number().min(0).default(RLOO_DEFAULTS.klCoef),
-    /** Ratio clip ε (TRL cliprange / epsilon 0.2). */
-    cliprange: z.number().positive().default(RLOO_DEFAULTS.clipRange),
-    /** TRL RLOOConfig.normalize_advantages (false). */
-    normalize_advantages: z.boolean().default(RLOO_DEFAULTS.normalizeAdvantage),
-    /** TRL RLOOConfig.num_iterations (1): updates per generation batch. */
-    num_iterations: posInt.default(1),
-    /** TRL RLOOConfig.max_completion_length (256). */
-    max_completion_length: posInt.default(256),
-    /** TRL RLOOConfig.temperature (1.0). */
-    temperature: z.number().positive().default(1.0),
+    num_generations: z.number().int().min(2).default(2).describe('k: completions per prompt (TRL RLOOConfig.num_generations 2, formerly rloo_k).'),
+    kl_coef: z.number().min(0).default(RLOO_DEFAULTS.klCoef).describe('KL penalty coefficient in the reward (TRL RLOOConfig kl_coef / beta 0.05).'),
+    cliprange: z.number().positive().default(RLOO_DEFAULTS.clipRange).describe('Ratio clip ε (TRL cliprange / epsilon 0.2).'),
+    normalize_advantages: z.boolean().default(RLOO_DEFAULTS.normalizeAdvantage).describe('TRL RLOOConfig.normalize_advantages (false).'),
+    num_iterations: posInt.default(1).describe('TRL RLOOConfig.num_iterations (1): updates per generation batch.'),
+    max_completion_length: posInt.default(256).describe('TRL RLOOConfig.max_completion_length (256).'),
+    temperature: z.number().positive().default(1.0).describe('TRL RLOOConfig.temperature (1.0).'),
   })
   .strict();
 

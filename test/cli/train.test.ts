@@ -17,7 +17,10 @@ import { byteLevelTokenizerJson } from '../../src/formats/tokenizer.js';
 import { latestCheckpoint } from '../../src/train/checkpoint.js';
 import { readMetrics } from '../../src/train/loop.js';
 import { DEFAULT_CHAT_TEMPLATE } from '../../src/data/trl.js';
-import { loadRewardModel } from '../../src/train/cli-data.js';
+import { chatTemplateFor, loadRewardModel, loadSplit, loadTrainModel, tokenizePairs, tokenizePrompts, tokenizeSft } from '../../src/train/cli-data.js';
+import { withReference } from '../../src/train/cli-docs.js';
+import { resolveConfig } from '../../src/train/config.js';
+import type { PreferenceExample, PromptExample, SftExample } from '../../src/data/trl.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const tmp = mkdtempSync(join(tmpdir(), 'alignlab-train-cli-'));
@@ -243,4 +246,41 @@ test('rm saves a reward model that loads back and reproduces its eval metrics; p
   assert.ok(Number.isFinite(gm[1]!['objective/scores']), Object.keys(gm[1]!).join(', '));
   assert.match(g.stderr, /2 prompts × 2 completions/);
   for (const dir of [ppoOut, grpoOut]) (await LM.load(join(dir, 'final'))).dispose();
+});
+
+// ---- docs and examples (no child process) -------------------------------------------------------
+
+test('docs/training.md holds the config reference generated from the schemas', () => {
+  const doc = readFileSync(join(ROOT, 'docs/training.md'), 'utf-8');
+  assert.equal(withReference(doc), doc, 'regenerate: node --import tsx src/train/cli-docs.ts --write docs/training.md');
+  // Spot-check the generator against the schema's own defaults (resolved from an empty section).
+  const c = resolveConfig(join(ROOT, 'examples/train/dpo.yaml'), 'dpo');
+  assert.match(doc, new RegExp(`\\| \`save_total_limit\` \\| integer > 0 \\| \`2\` \\|`));
+  assert.match(doc, new RegExp(`\\| \`dpo.max_prompt_length\` \\| integer > 0 \\| \`${c.dpo.max_prompt_length}\` \\|`));
+  assert.match(doc, /\| `ppo\.kl_estimator` \| `k1` \\\| `k3` \| `k1` \|/);
+});
+
+test('every example config resolves, and its model and data load and tokenize', async () => {
+  for (const a of ['sft', 'rm', 'dpo', 'ppo', 'grpo'] as const) {
+    const c = resolveConfig(join(ROOT, `examples/train/${a}.yaml`), a);
+    const m = await loadTrainModel(c);
+    const enc = { tokenizer: m.tokenizer, template: chatTemplateFor(c, m.tokenizer), eosId: m.tokenizer.eosId };
+    assert.equal(enc.eosId, 256, a);
+    if (a === 'sft') {
+      const ds = await loadSplit<SftExample>(c, 'sft');
+      assert.equal(ds.train.format, 'messages');
+      const ids = tokenizeSft(ds.train, enc, { maxLength: c.max_length });
+      assert.ok(ids.every((x) => x.ids.at(-1) === 256 && x.completionStart! > 0 && x.completionStart! < x.ids.length));
+      // The completion is the assistant turn as the default template renders it, then EOS.
+      assert.equal(m.tokenizer.decode(ids[0]!.ids.slice(ids[0]!.completionStart, -1)), (ds.train.rows[0] as { messages: { content: string }[] }).messages[1]!.content + '\n');
+    } else if (a === 'rm' || a === 'dpo') {
+      const ds = await loadSplit<PreferenceExample>(c, 'preference');
+      const pairs = tokenizePairs(ds.train, enc, { maxLength: c.max_length, maxPromptLength: 32 });
+      assert.equal(pairs.length + ds.eval!.rows.length, 96);
+      assert.equal(m.tokenizer.decode(pairs[0]!.prompt), ds.train.rows[0]!.prompt);
+    } else {
+      const ds = await loadSplit<PromptExample>({ ...c, data: { ...c.data, eval_fraction: 0 } }, 'prompt');
+      assert.equal(tokenizePrompts(ds.train, enc, { maxPromptLength: 32 }).length, 48);
+    }
+  }
 });
