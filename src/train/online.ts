@@ -61,15 +61,17 @@ export interface ResolvedPolicy {
 
 export function resolvePolicy(p: PolicyInput): ResolvedPolicy {
   const tok = p.tokenizer;
-  const eosId = 'encode' in p && typeof p.encode === 'function' ? (p as LM).eosId : ((p as PolicySpec).eosId !== undefined ? (p as PolicySpec).eosId! : (tok?.eosId ?? p.cfg.eosTokenId));
+  if (isLM(p)) return { cfg: p.cfg, params: p.params, eosId: p.eosId, decode: (ids) => tok!.decode(ids, { skipSpecial: true }), encode: (t) => p.encode(t) };
   return {
     cfg: p.cfg,
     params: p.params,
-    eosId,
+    eosId: p.eosId !== undefined ? p.eosId : (tok?.eosId ?? p.cfg.eosTokenId),
     decode: tok ? (ids) => tok.decode(ids, { skipSpecial: true }) : () => '',
-    encode: 'encode' in p && typeof p.encode === 'function' ? (t) => (p as LM).encode(t) : tok ? (t) => tok.encode(t) : null,
+    encode: tok ? (t) => tok.encode(t) : null,
   };
 }
+
+const isLM = (p: PolicyInput): p is LM => typeof (p as LM).generateIds === 'function';
 
 /** Prompts as token ids: strings are encoded with the policy's tokenizer. */
 export function promptIds(prompts: readonly (string | number[])[], policy: ResolvedPolicy): number[][] {
