@@ -12,6 +12,7 @@ import { initEngine, takeF32, i32, tree, type Arr } from '../../src/engine/index
 import { hidden } from '../../src/model/decoder.js';
 import { trainPpo } from '../../src/train/ppo-trainer.js';
 import { readMetrics } from '../../src/train/loop.js';
+import { resolvePolicy } from '../../src/train/online.js';
 import { tokenReward } from '../../src/rewards/types.js';
 import { RewardModel, saveRewardModel } from '../../src/rewards/model.js';
 import { initHead } from '../../src/model/heads.js';
@@ -19,6 +20,8 @@ import { initHostParams } from '../../src/model/params.js';
 import { openStore } from '../../src/store/db.js';
 import { getMetric } from '../../src/store/runs.js';
 import { tinyModel } from '../helpers/model.js';
+import { LM } from '../../src/model/lm.js';
+import { Tokenizer, byteLevelTokenizerJson } from '../../src/formats/tokenizer.js';
 
 before(async () => {
   await initEngine('wasm');
@@ -187,6 +190,33 @@ test('a learned reward model scores at the last real token, survives save/load, 
   assert.ok(Number.isFinite(score) && score !== 0);
   tree.dispose([r.policy, r.value.trunk, r.value.head, params] as never);
   rm.dispose();
+});
+
+test('an LM policy with a tokenizer: text prompts in, decoded completions to the reward, EOS from the tokenizer', async () => {
+  const { cfg, params } = tinyModel('llama', 8, { vocabSize: 257, maxPositions: 32 });
+  const tokenizer = Tokenizer.fromJSON(byteLevelTokenizerJson(['<|endoftext|>']), { eos_token: '<|endoftext|>' });
+  const lm = new LM(cfg, params, tokenizer, 'tiny');
+  assert.equal(resolvePolicy(lm).eosId, 256, 'EOS comes from the tokenizer (the config has none)');
+  const seen: { prompts: number[][]; completions: number[][]; texts: string[] }[] = [];
+  const r = await trainPpo({
+    runDir: tmp('ppo-lm'), store: false, policy: lm, prompts: ['hi', 'the'], iterations: 1, batchSize: 4, ppoEpochs: 1, maxNewTokens: 5, learningRate: 1e-4,
+    reward: async (b) => {
+      seen.push(b);
+      return b.texts.map((t) => t.length);
+    },
+  });
+  const b = seen[0]!;
+  assert.equal(b.texts.length, 4);
+  b.prompts.forEach((p) => assert.ok(['hi', 'the'].includes(tokenizer.decode(p))));
+  b.completions.forEach((c, i) => {
+    const body = c.at(-1) === 256 ? c.slice(0, -1) : c; // EOS (<|endoftext|> = 256) ends a completion and is not text
+    // (the sampler holds back a trailing incomplete UTF-8 character, U+FFFD)
+    assert.equal(b.texts[i], tokenizer.decode(body, { skipSpecial: true }).replace(/\uFFFD$/, ''));
+    assert.ok(c.slice(0, -1).every((t) => t !== 256), 'nothing is sampled after EOS');
+  });
+  assert.ok(lm.params.wte.refCount >= 1, 'the LM keeps its params');
+  tree.dispose([r.policy, r.value.trunk, r.value.head] as never);
+  lm.dispose();
 });
 
 test('bad setups fail with clear messages', async () => {
