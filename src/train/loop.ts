@@ -389,7 +389,8 @@ export async function train<P, B, F = Record<string, never>>(o: TrainOptions<P, 
       }
       const action = o.onStep ? await o.onStep({ step, loss: r.loss, gradNorm: r.gradNorm, lr, metrics: row, params, rng }) : undefined;
       if (o.onStep) assertAlive(params, 'onStep');
-      const stop = action === 'stop' ? 'stopped' : o.signal?.aborted ? 'interrupted' : null;
+      // After the last update the run is complete whatever arrives now (its final checkpoint is written).
+      const stop = step >= steps ? null : action === 'stop' ? 'stopped' : o.signal?.aborted ? 'interrupted' : null;
       if (stop) {
         if (!saved) await checkpoint();
         status = stop;
