@@ -34,6 +34,7 @@ import { hostToTree, listCheckpoints, treeToHost } from './checkpoint.js';
 import { train, type Batch, type DataSource, type StepContext, type TrainSummary } from './loop.js';
 import type { AdamWOptions } from './optim.js';
 import type { ScheduleKind } from './schedule.js';
+import type { DB } from '../store/db.js';
 
 const roundUp = (n: number, m: number) => Math.ceil(n / m) * m;
 const now = () => performance.now() / 1000;
@@ -539,7 +540,8 @@ export interface OnlineOptions {
   checkpointEvery?: number;
   keepCheckpoints?: number;
   resume?: boolean;
-  store?: TrainOptionsStore;
+  /** SQLite store for metrics: a handle, a path, or false (default: the loop's, $ALIGNLAB_DB). */
+  store?: DB | string | false;
   runId?: string;
   /** Resolved config recorded with the run. */
   config?: unknown;
@@ -550,8 +552,6 @@ export interface OnlineOptions {
   /** Rows per scoring forward pass (TRL `local_rollout_forward_batch_size`). Default 16. */
   forwardBatchSize?: number;
 }
-
-type TrainOptionsStore = Parameters<typeof train>[0]['store'];
 
 export const ONLINE_DEFAULTS = {
   learningRate: 3e-6,
