@@ -502,11 +502,12 @@ export class StudyRunner {
 
 class DivergedError extends Error {}
 
-function onlineCost(s: { cost: { generation: number; forward: number; update: number; tokensProcessed: number; peakRssMB: number } }): Cost {
+/** Online trainers' phase times; scoring with the reward model counts as forward time. */
+function onlineCost(s: { cost: { generation: number; forward: number; reward: number; update: number; tokensProcessed: number; peakRssMB: number } }): Cost {
   return {
     ...zeroCost(),
     generationSeconds: s.cost.generation,
-    forwardSeconds: s.cost.forward,
+    forwardSeconds: s.cost.forward + s.cost.reward,
     backwardSeconds: s.cost.update,
     tokensProcessed: s.cost.tokensProcessed,
     peakRssBytes: s.cost.peakRssMB * 2 ** 20,
