@@ -40,7 +40,8 @@ interface Pending {
 function workerEntry(): { file: string; execArgv: string[] } {
   const here = fileURLToPath(import.meta.url);
   // From source (tests, tsx) the child needs tsx's loader; from dist it is plain JavaScript.
-  if (here.endsWith('.ts')) return { file: join(dirname(here), 'llamacpp-worker.ts'), execArgv: ['--import', 'tsx'] };
+  // tsx is resolved from this file, not from the working directory, so source runs work from any folder.
+  if (here.endsWith('.ts')) return { file: join(dirname(here), 'llamacpp-worker.ts'), execArgv: ['--import', import.meta.resolve('tsx')] };
   return { file: join(dirname(here), 'llamacpp-worker.js'), execArgv: [] };
 }
 
