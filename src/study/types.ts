@@ -63,6 +63,12 @@ export interface Checkpoint {
   wallSeconds?: number;
   /** Training tokens processed so far (optional). */
   tokensProcessed?: number;
+  /**
+   * Gold reward of each held-out prompt's continuation, in prompt order (optional). Every checkpoint of a
+   * study, the base included, is evaluated on the same prompts, so the analysis can resample prompts
+   * (paired across methods) as well as seeds. NaN marks a prompt whose reward was not measured.
+   */
+  promptRewards?: number[];
 }
 
 export interface Cost {
@@ -214,6 +220,7 @@ const checkpointSchema = z.object({
   winRate: num,
   wallSeconds: num.optional(),
   tokensProcessed: num.optional(),
+  promptRewards: z.array(num).optional(),
 });
 
 const costSchema = z.object({
@@ -312,12 +319,20 @@ export function parseStudy(text: string, file = '<study>'): StudyResults {
   const header = parseLine(headerSchema, lines[first]!, `${file}:${first + 1}`);
   const runs: Run[] = [];
   const seen = new Map<string, number>();
+  // Per-prompt rewards are only comparable on the same prompts: every checkpoint that has them has as many as the first.
+  let prompts = header.base.promptRewards ? { n: header.base.promptRewards.length, where: `line ${first + 1} (base)` } : null;
   for (let i = first + 1; i < lines.length; i++) {
     if (lines[i]!.trim() === '') continue;
     const run = parseLine(runSchema, lines[i]!, `${file}:${i + 1}`) as Run;
     const prev = seen.get(run.id);
     if (prev !== undefined) throw new Error(`${file}:${i + 1}: field id: duplicate run id "${run.id}" (first on line ${prev})`);
     seen.set(run.id, i + 1);
+    run.checkpoints.forEach((c, j) => {
+      if (!c.promptRewards) return;
+      prompts ??= { n: c.promptRewards.length, where: `line ${i + 1}` };
+      if (c.promptRewards.length !== prompts.n)
+        throw new Error(`${file}:${i + 1}: field checkpoints[${j}].promptRewards: ${c.promptRewards.length} prompt rewards, but ${prompts.where} has ${prompts.n}; every checkpoint must be evaluated on the same held-out prompts`);
+    });
     runs.push(run);
   }
   return { ...(header as Omit<StudyResults, 'runs'>), runs };

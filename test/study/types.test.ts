@@ -57,3 +57,25 @@ test('bad input names the file, the line and the field', () => {
   assert.throws(() => parseRun(badMethod, 'r.json'), /r\.json: field method: /);
   assert.throws(() => parseStudy('\n\n', 'e.jsonl'), /e\.jsonl: empty study file/);
 });
+
+test('per-prompt rewards: round trip with NaN, a bad entry named by index, counts that disagree rejected', () => {
+  const s = dpoVsPpo({ dpoGain: 0.5, ppoGain: 0.4 });
+  s.base = { ...s.base, promptRewards: [0.1, -0.2, 0] }; // a copy: BASE is shared by every synthetic study
+  for (const r of s.runs) for (const c of r.checkpoints) c.promptRewards = [0.5, NaN, 0.25];
+  const back = parseStudy(serializeStudy(s), 'study.jsonl');
+  assert.deepEqual(back.base.promptRewards, [0.1, -0.2, 0]);
+  assert.ok(Number.isNaN(back.runs[4]!.checkpoints[3]!.promptRewards![1]));
+  assert.equal(back.runs[4]!.checkpoints[3]!.promptRewards![2], 0.25);
+  // Absent stays absent (results written before the field existed).
+  assert.equal(parseStudy(serializeStudy(dpoVsPpo({ dpoGain: 0.5, ppoGain: 0.4 }))).base.promptRewards, undefined);
+  const lines = serializeStudy(s).split('\n');
+  const bad = JSON.parse(lines[2]!);
+  bad.checkpoints[1].promptRewards[2] = 'high';
+  lines[2] = JSON.stringify(bad);
+  assert.throws(() => parseStudy(lines.join('\n'), 'study.jsonl'), /^Error: study\.jsonl:3: field checkpoints\[1\]\.promptRewards\[2\]: /);
+  const short = serializeStudy(s).split('\n');
+  const run = JSON.parse(short[5]!);
+  run.checkpoints[4].promptRewards = [1, 2];
+  short[5] = JSON.stringify(run);
+  assert.throws(() => parseStudy(short.join('\n'), 'study.jsonl'), /study\.jsonl:6: field checkpoints\[4\]\.promptRewards: 2 prompt rewards, but line 1 \(base\) has 3; every checkpoint must be evaluated on the same held-out prompts/);
+});
