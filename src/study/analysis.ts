@@ -1,5 +1,5 @@
 // Turns run results into the study's numbers: reward-vs-KL frontiers, reward at matched KL with bootstrap
-// confidence intervals across seeds, method comparisons, stability, cost and complexity.
+// confidence intervals over seeds and held-out prompts, method comparisons, stability, cost and complexity.
 // Pure functions over plain data (no engine import): fast, deterministic (seeded bootstrap), unit-testable.
 
 import type { Checkpoint, Complexity, Method, Prerequisite, Run, StudyResults } from './types.js';
@@ -89,23 +89,32 @@ export function bootstrapMean(values: readonly number[], opts: BootstrapOptions 
 }
 
 export interface DiffInterval extends Interval {
-  /** The CI excludes 0. */
+  /** The interval resampled something (≥ 2 seeds of each method, or held-out prompts) and excludes 0. */
   significant: boolean;
+  /**
+   * False when the interval is a point by construction (one seed of a method and no per-prompt rewards):
+   * there was nothing to resample, so no test was made and `significant` is false whatever the numbers.
+   */
+  tested: boolean;
   nA: number;
   nB: number;
+  /** Held-out prompts resampled (paired across the two methods); 0 for a seeds-only interval. */
+  prompts: number;
 }
 
 /** Bootstrap CI of mean(a) − mean(b), resampling the two groups independently (different seeds are independent runs). */
 export function bootstrapDiff(a: readonly number[], b: readonly number[], opts: BootstrapOptions = {}): DiffInterval {
   const xa = finite(a), xb = finite(b);
   const { iters = 2000, level = 0.95, seed = 1 } = opts;
-  if (xa.length === 0 || xb.length === 0) return { mean: NaN, lo: NaN, hi: NaN, n: 0, nA: xa.length, nB: xb.length, significant: false };
+  if (xa.length === 0 || xb.length === 0) return { mean: NaN, lo: NaN, hi: NaN, n: 0, nA: xa.length, nB: xb.length, prompts: 0, tested: false, significant: false };
   const rng = makeRng(seed);
   const ma = resampledMeans(xa, iters, rng), mb = resampledMeans(xb, iters, rng);
   const d = ma.map((x, i) => x - mb[i]!).sort((p, q) => p - q);
   const al = (1 - level) / 2;
   const lo = quantileSorted(d, al), hi = quantileSorted(d, 1 - al);
-  return { mean: mean(xa) - mean(xb), lo, hi, n: Math.min(xa.length, xb.length), nA: xa.length, nB: xb.length, significant: lo > 0 || hi < 0 };
+  // With one value in a group its spread is unknown: the interval would only show the other group's.
+  const tested = Math.min(xa.length, xb.length) >= 2;
+  return { mean: mean(xa) - mean(xb), lo, hi, n: Math.min(xa.length, xb.length), nA: xa.length, nB: xb.length, prompts: 0, tested, significant: tested && (lo > 0 || hi < 0) };
 }
 
 /** log Γ(x) for x > 0: shift up to x ≥ 15 by Γ(x+1) = xΓ(x), then Stirling's series (error < 1e-13). */
@@ -269,36 +278,209 @@ export function klGrid(lo: number, hi: number, n: number): number[] {
   return Array.from({ length: n }, (_, i) => lo + ((hi - lo) * (i + 1)) / n);
 }
 
+// ---- reward at matched KL: a two-level bootstrap over seeds and held-out prompts -------------
+//
+// Two sources of noise sit in a "reward at KL k" number: which seeds were run (training randomness) and
+// which held-out prompts were sampled to evaluate them. At this scale (a handful of seeds, 64 prompts)
+// the second often dominates, and a bootstrap over seeds alone misses it entirely: with one seed it has
+// nothing to resample. So each bootstrap iteration
+//   1. draws prompt indices with replacement (the SAME indices for every method, seed and checkpoint,
+//      base included: all were evaluated on the same prompts, so the comparison is paired);
+//   2. recomputes every checkpoint's mean reward over those prompts (its KL stays as measured);
+//   3. re-extracts each seed's frontier and reads it at the matched KL;
+//   4. draws each method's seeds with replacement and averages them;
+// and the interval is the percentiles of those averages (or of their difference between two methods).
+// Prompts and seeds are crossed here (every seed sees every prompt), so resampling both at once is the
+// "pigeonhole" bootstrap (Owen 2007): if anything slightly conservative, never blind to either source.
+// Without per-prompt rewards (older results) the same code resamples seeds only.
+
+/** The reward of a point, readable with or without per-prompt rewards. */
+interface RewardPoint {
+  kl: number;
+  reward: number;
+  promptRewards?: readonly number[];
+}
+
 export interface MatchedPoint {
   kl: number;
+  /** Mean over seeds, with its 95% CI; n is the number of seeds that reach this KL. */
   reward: Interval;
+  /** Held-out prompts the CI resamples; 0 when it resamples seeds only (no per-prompt rewards). */
+  prompts: number;
   perSeed: { seed: number; reward: number }[];
   /** Means across seeds of every interpolated metric. */
   metrics: Metrics;
 }
 
-/** Reward (with bootstrap CI across seeds) and other metrics of a method at each KL value. */
-export function rewardAtMatchedKl(
-  runs: readonly Run[],
-  method: Method,
-  kls: readonly number[],
-  opts: { base?: Checkpoint; bootstrap?: BootstrapOptions } = {},
-): MatchedPoint[] {
-  const curves = seedFrontiers(runs, method, opts.base);
-  return kls.map((kl) => {
-    const perSeed: { seed: number; reward: number }[] = [];
-    const vals: Metrics[] = [];
-    for (const [seed, f] of curves) {
-      const m = interpolateAt(f, kl);
-      if (m && Number.isFinite(m.reward)) {
-        perSeed.push({ seed, reward: m.reward });
-        vals.push(m);
-      }
+export interface MatchedOptions {
+  base?: Checkpoint;
+  bootstrap?: BootstrapOptions;
+}
+
+/**
+ * The number of held-out prompts every point of these curves carries rewards for, or 0 when any point lacks
+ * them or their counts disagree: prompt resampling needs the same prompts everywhere, or it pairs nothing.
+ */
+export function promptCount(curves: Iterable<readonly RewardPoint[]>): number {
+  let p = -1;
+  for (const c of curves) {
+    for (const pt of c) {
+      const n = pt.promptRewards?.length ?? 0;
+      if (n < 2 || (p >= 0 && n !== p)) return 0;
+      p = n;
     }
-    const metrics = {} as Metrics;
-    for (const k of CURVE_METRICS) metrics[k] = mean(finite(vals.map((v) => v[k])));
-    return { kl, reward: bootstrapMean(perSeed.map((p) => p.reward), opts.bootstrap), perSeed, metrics };
+  }
+  return Math.max(p, 0);
+}
+
+/** Reward of a frontier at a KL budget: linear between frontier points, flat beyond the last one (its best point is still available). */
+function rewardAtBudget(frontier: readonly KlPoint[], kl: number): number {
+  const n = frontier.length;
+  if (n === 0 || !(kl >= frontier[0]!.kl)) return NaN;
+  if (kl >= frontier[n - 1]!.kl) return frontier[n - 1]!.reward;
+  let i = 0;
+  while (frontier[i + 1]!.kl < kl) i++;
+  const p = frontier[i]!, q = frontier[i + 1]!;
+  return q.kl > p.kl ? p.reward + ((kl - p.kl) / (q.kl - p.kl)) * (q.reward - p.reward) : q.reward;
+}
+
+/** Mean of the finite per-prompt rewards weighted by how often each prompt was drawn. */
+function weightedPromptMean(r: readonly number[], counts: Int32Array): number {
+  let s = 0, c = 0;
+  for (let p = 0; p < counts.length; p++) {
+    const k = counts[p]!;
+    if (k === 0) continue;
+    const x = r[p]!;
+    if (Number.isFinite(x)) {
+      s += k * x;
+      c += k;
+    }
+  }
+  return c > 0 ? s / c : NaN;
+}
+
+/** A decorrelated PRNG stream per use: prompts, and each method's seed draws (so adding a method changes nobody else's draws). */
+function stream(seed: number, k: number): () => number {
+  return makeRng((seed ^ Math.imul(k + 1, 0x9e3779b9)) >>> 0);
+}
+
+interface MethodCurves {
+  method: Method;
+  seeds: number[];
+  /** Per seed: every finite point (base anchor included) from which its frontier is extracted. */
+  points: RewardPoint[][];
+  /** Per seed: the frontier on the measured rewards. */
+  frontiers: FrontierPoint[][];
+}
+
+function methodCurves(runs: readonly Run[], method: Method, base?: Checkpoint): MethodCurves {
+  const fr = seedFrontiers(runs, method, base);
+  const seeds = [...fr.keys()];
+  const a = anchor(base);
+  const points = seeds.map((seed) => [...a, ...runs.filter((r) => r.method === method && r.seed === seed).flatMap((r) => r.checkpoints)].filter((c) => Number.isFinite(c.kl) && Number.isFinite(c.reward)));
+  return { method, seeds, points, frontiers: seeds.map((s) => fr.get(s)!) };
+}
+
+/** The point estimates and, per method and KL, `iters` bootstrap replicates of the mean over seeds. */
+interface MatchedBootstrap {
+  prompts: number;
+  points: MatchedPoint[][];
+  reps: Float64Array[][];
+}
+
+/**
+ * Reward at each KL for a group of methods, bootstrapped together: the prompt draws are shared by the
+ * group (paired), the seed draws are each method's own. Prompts are resampled only when every point of
+ * every method in the group (and the base anchor) carries per-prompt rewards for the same prompts.
+ */
+function matchedBootstrap(runs: readonly Run[], methods: readonly Method[], kls: readonly number[], opts: MatchedOptions): MatchedBootstrap {
+  const { iters = 2000, seed = 1 } = opts.bootstrap ?? {};
+  const level = opts.bootstrap?.level ?? 0.95;
+  const ms = methods.map((m) => methodCurves(runs, m, opts.base));
+  const P = promptCount(ms.flatMap((m) => m.points));
+
+  // Point estimates, exactly as measured.
+  const reach: number[][][] = []; // per method, per KL: indices of the seeds with a value there
+  const points = ms.map((m, mi) => {
+    reach[mi] = [];
+    return kls.map((kl, ki) => {
+      const perSeed: { seed: number; reward: number }[] = [];
+      const vals: Metrics[] = [];
+      const idx: number[] = [];
+      m.frontiers.forEach((f, si) => {
+        const v = interpolateAt(f, kl);
+        if (v && Number.isFinite(v.reward)) {
+          perSeed.push({ seed: m.seeds[si]!, reward: v.reward });
+          vals.push(v);
+          idx.push(si);
+        }
+      });
+      reach[mi]![ki] = idx;
+      const metrics = {} as Metrics;
+      for (const k of CURVE_METRICS) metrics[k] = mean(finite(vals.map((v) => v[k])));
+      const n = perSeed.length;
+      const r = mean(perSeed.map((p) => p.reward));
+      return { kl, reward: { mean: r, lo: n ? r : NaN, hi: n ? r : NaN, n }, prompts: P, perSeed, metrics };
+    });
   });
+
+  // Replicates. Without prompt resampling each seed's value at each KL is fixed: compute it once.
+  const promptRng = stream(seed, 0);
+  const seedRngs = ms.map((m) => stream(seed, 1 + METHODS_ORDER.indexOf(m.method)));
+  const counts = new Int32Array(P);
+  const fixed = ms.map((m) => m.frontiers.map((f) => kls.map((kl) => rewardAtBudget(f, kl))));
+  const reps = ms.map(() => kls.map(() => new Float64Array(iters)));
+  const u: number[][] = ms.map((m) => new Array<number>(m.seeds.length));
+  for (let it = 0; it < iters; it++) {
+    if (P > 0) {
+      counts.fill(0);
+      for (let j = 0; j < P; j++) counts[Math.floor(promptRng() * P)]!++;
+    }
+    ms.forEach((m, mi) => {
+      // One uniform per seed slot, used for every KL: a KL's seed draw does not depend on which KLs were asked for.
+      const um = u[mi]!;
+      for (let j = 0; j < um.length; j++) um[j] = seedRngs[mi]!();
+      const values = P > 0
+        ? m.points.map((pts) => {
+          const f = paretoFrontier(pts.map((c) => ({ kl: c.kl, reward: weightedPromptMean(c.promptRewards!, counts) })));
+          return kls.map((kl) => rewardAtBudget(f, kl));
+        })
+        : fixed[mi]!;
+      kls.forEach((_, ki) => {
+        const idx = reach[mi]![ki]!;
+        let s = 0, c = 0;
+        for (let j = 0; j < idx.length; j++) {
+          const v = values[idx[Math.floor(um[j]! * idx.length)]!]![ki]!;
+          if (Number.isFinite(v)) {
+            s += v;
+            c++;
+          }
+        }
+        reps[mi]![ki]![it] = c > 0 ? s / c : NaN;
+      });
+    });
+  }
+
+  const a = (1 - level) / 2;
+  points.forEach((ps, mi) =>
+    ps.forEach((p, ki) => {
+      if (p.reward.n === 0) return;
+      const sorted = finite([...reps[mi]![ki]!]).sort((x, y) => x - y);
+      p.reward.lo = quantileSorted(sorted, a);
+      p.reward.hi = quantileSorted(sorted, 1 - a);
+    }),
+  );
+  return { prompts: P, points, reps };
+}
+
+const METHODS_ORDER = Object.keys(METHOD_LABELS) as Method[];
+
+/**
+ * Reward and other metrics of a method at each KL value. The reward's CI resamples seeds and, when every
+ * checkpoint carries per-prompt rewards, the held-out prompts too (see above).
+ */
+export function rewardAtMatchedKl(runs: readonly Run[], method: Method, kls: readonly number[], opts: MatchedOptions = {}): MatchedPoint[] {
+  return matchedBootstrap(runs, [method], kls, opts).points[0]!;
 }
 
 export interface Comparison {
@@ -309,22 +491,45 @@ export interface Comparison {
   bReward: Interval;
   /** mean(a) − mean(b) with its bootstrap CI. */
   diff: DiffInterval;
-  /** The method with the higher reward when the CI excludes 0; null when there is no significant difference. */
+  /** The method with the higher reward when the CI excludes 0; null when there is no significant difference or no test. */
   winner: Method | null;
 }
 
-/** Compare two methods' reward at one KL budget, across seeds. */
-export function compareAtKl(
-  runs: readonly Run[],
-  a: Method,
-  b: Method,
-  kl: number,
-  opts: { base?: Checkpoint; bootstrap?: BootstrapOptions } = {},
-): Comparison {
-  const [pa] = rewardAtMatchedKl(runs, a, [kl], opts);
-  const [pb] = rewardAtMatchedKl(runs, b, [kl], opts);
-  const diff = bootstrapDiff(pa!.perSeed.map((p) => p.reward), pb!.perSeed.map((p) => p.reward), opts.bootstrap);
-  return { a, b, kl, aReward: pa!.reward, bReward: pb!.reward, diff, winner: diff.significant ? (diff.mean > 0 ? a : b) : null };
+/** Compare two methods at each KL budget; the prompt draws are shared by the two methods (a paired comparison). */
+export function compareAtKls(runs: readonly Run[], a: Method, b: Method, kls: readonly number[], opts: MatchedOptions = {}): Comparison[] {
+  const level = opts.bootstrap?.level ?? 0.95;
+  const { prompts, points, reps } = matchedBootstrap(runs, [a, b], kls, opts);
+  return kls.map((kl, ki) => {
+    const pa = points[0]![ki]!, pb = points[1]![ki]!;
+    const nA = pa.reward.n, nB = pb.reward.n, n = Math.min(nA, nB);
+    const tested = n >= 2 || (n >= 1 && prompts >= 2);
+    let lo = NaN, hi = NaN;
+    if (n > 0) {
+      const ra = reps[0]![ki]!, rb = reps[1]![ki]!;
+      const d = finite(Array.from(ra, (x, i) => x - rb[i]!)).sort((x, y) => x - y);
+      const al = (1 - level) / 2;
+      lo = quantileSorted(d, al);
+      hi = quantileSorted(d, 1 - al);
+    }
+    // A degenerate interval (one seed each, nothing else resampled) is a point: it says nothing about significance.
+    const significant = tested && (lo > 0 || hi < 0);
+    const diff: DiffInterval = { mean: pa.reward.mean - pb.reward.mean, lo, hi, n, nA, nB, prompts: n > 0 ? prompts : 0, tested, significant };
+    return { a, b, kl, aReward: pa.reward, bReward: pb.reward, diff, winner: significant ? (diff.mean > 0 ? a : b) : null };
+  });
+}
+
+/** Compare two methods' reward at one KL budget. */
+export function compareAtKl(runs: readonly Run[], a: Method, b: Method, kl: number, opts: MatchedOptions = {}): Comparison {
+  return compareAtKls(runs, a, b, [kl], opts)[0]!;
+}
+
+/** What an interval resampled, in words: "3 seeds × 64 prompts", "64 prompts (1 seed)", "3 seeds", "nothing (1 seed)". */
+export function resampledText(seeds: number | [number, number], prompts: number): string {
+  const [sa, sb] = typeof seeds === 'number' ? [seeds, seeds] : seeds;
+  const s = sa === sb ? `${sa} seed${sa === 1 ? '' : 's'}` : `${sa} and ${sb} seeds`;
+  const nMin = Math.min(sa, sb);
+  if (prompts > 0) return nMin >= 2 ? `${s} × ${prompts} prompts` : `${prompts} prompts (${s}: prompts only)`;
+  return nMin >= 2 ? s : `nothing (${s}, no per-prompt rewards)`;
 }
 
 // ---- stability ------------------------------------------------------------------------------
@@ -580,11 +785,14 @@ export function analyzeStudy(study: StudyResults, opts: AnalysisOptions = {}): S
   const grid = klRange ? klGrid(klRange.lo, klRange.hi, opts.gridPoints ?? 8) : [];
   const headlineKl = opts.headlineKl ?? (klRange ? klRange.hi : null);
   const bopts = { base, bootstrap };
+  const kls = headlineKl === null ? grid : [...grid, headlineKl];
 
   const byMethod: Partial<Record<Method, MethodAnalysis>> = {};
   for (const m of methods) {
     const rs = runs.filter((r) => r.method === m);
     const curves = seedFrontiers(runs, m, base);
+    // Grid and headline in one bootstrap: the same draws, and the headline reads like the grid point at the same KL.
+    const matched = rewardAtMatchedKl(runs, m, kls, bopts);
     byMethod[m] = {
       method: m,
       label: METHOD_LABELS[m],
@@ -593,8 +801,8 @@ export function analyzeStudy(study: StudyResults, opts: AnalysisOptions = {}): S
       settings: [...new Set(rs.map((r) => settingLabel(r.setting)))].sort(),
       frontier: methodFrontier(runs, m, base),
       maxKl: bootstrapMean([...curves.values()].map((f) => Math.max(...f.map((p) => p.kl))), bootstrap),
-      matched: rewardAtMatchedKl(runs, m, grid, bopts),
-      headline: headlineKl === null ? null : rewardAtMatchedKl(runs, m, [headlineKl], bopts)[0]!,
+      matched: matched.slice(0, grid.length),
+      headline: headlineKl === null ? null : matched[grid.length]!,
       stability: stabilitySummary(runs, m, base, opts.thresholds),
       cost: costSummary(runs, m, study.prerequisites, { bootstrap }),
       complexity: complexitySummary(runs, m),
@@ -602,6 +810,7 @@ export function analyzeStudy(study: StudyResults, opts: AnalysisOptions = {}): S
     };
   }
   const valid = pairs.filter(([a, b]) => methods.includes(a) && methods.includes(b));
+  const cmps = valid.map(([a, b]) => compareAtKls(runs, a, b, kls, bopts));
   return {
     methods,
     byMethod,
@@ -609,8 +818,8 @@ export function analyzeStudy(study: StudyResults, opts: AnalysisOptions = {}): S
     klRange,
     grid,
     headlineKl,
-    comparisons: headlineKl === null ? [] : valid.map(([a, b]) => compareAtKl(runs, a, b, headlineKl, bopts)),
-    gridComparisons: valid.flatMap(([a, b]) => grid.map((kl) => compareAtKl(runs, a, b, kl, bopts))),
+    comparisons: headlineKl === null ? [] : cmps.map((c) => c.at(-1)!),
+    gridComparisons: cmps.flatMap((c) => c.slice(0, grid.length)),
     bootstrap,
   };
 }

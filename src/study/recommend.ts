@@ -2,14 +2,16 @@
 // by a stated rule (below), and the words follow the verdicts. If the numbers flip, the words flip.
 //
 // Rules:
-// - final reward: the bootstrap CI of the difference at the headline (matched) KL excludes 0 → the higher wins;
+// - final reward: the bootstrap CI of the difference at the headline (matched) KL excludes 0 → the higher wins.
+//   The CI resamples seeds and, when the checkpoints carry per-prompt rewards, the held-out prompts (paired
+//   across methods); with one seed and no per-prompt rewards there is nothing to resample: no test, no winner;
 // - stability: fewer failed runs (collapsed + diverged) wins; at equal failure rates, a smaller seed-to-seed
 //   std of final reward wins if an F test of the two variances gives p < `alpha` (few seeds: big ratios are often chance);
 // - cost: the time to one model (mean run wall time + prerequisites) at least `costRatio` times smaller wins;
 // - complexity: fewer on the majority of (models in memory, hyperparameters, loss lines) wins;
 // - overall: the final-reward winner if there is one; otherwise the method winning more of the other three.
 
-import type { Interval, MethodAnalysis, StudyAnalysis } from './analysis.js';
+import type { Comparison, Interval, MethodAnalysis, StudyAnalysis } from './analysis.js';
 import { varianceRatioPValue } from './analysis.js';
 import type { Method } from './types.js';
 import { METHOD_LABELS } from './types.js';
@@ -54,34 +56,88 @@ export function seconds(s: number): string {
 const ratio = (x: number) => `${x.toFixed(x < 10 ? 1 : 0)}×`;
 const plural = (n: number, w: string) => `${n} ${w}${n === 1 ? '' : 's'}`;
 
-function rewardVerdict(an: StudyAnalysis, a: Method, b: Method): Verdict {
+/** How the reward verdict came about: no shared KL, no test possible, tested without/with a difference. */
+type RewardStatus = 'no-kl' | 'untested' | 'no-difference' | 'difference';
+
+/** What the reward intervals resampled, in a parenthesis for the reward sentence. */
+function resamplingText(A: string, B: string, nA: number, nB: number, prompts: number, tested: boolean): string {
+  const seeds = nA === nB ? `${plural(nA, 'seed')} per method` : `${nA} and ${nB} seeds`;
+  const single = nA === 1 && nB === 1 ? '' : nA === 1 ? A : nB === 1 ? B : '';
+  if (!tested) {
+    return nA === 1 && nB === 1
+      ? 'no interval: 1 seed per method and no per-prompt rewards, so there is nothing to resample'
+      : `no test: 1 seed of ${single} and no per-prompt rewards, so its variation is unknown`;
+  }
+  if (prompts > 0) {
+    if (nA === 1 && nB === 1)
+      return `95% CIs from a bootstrap over the ${prompts} held-out prompts only, paired across methods: with 1 seed per method they reflect which prompts were sampled, not seed-to-seed variation`;
+    return `95% CIs from a two-level bootstrap over ${seeds} and the ${prompts} held-out prompts, the prompts paired across methods` +
+      (single ? `; with 1 seed, ${single}'s seed-to-seed variation is not in them` : '');
+  }
+  return `95% bootstrap CIs over ${seeds}; the checkpoints carry no per-prompt rewards, so which prompts were sampled is not in them`;
+}
+
+/** "PPO is significantly ahead at 8 of the 8 KL budgets up to that point, DPO at none." */
+function gridText(an: StudyAnalysis, c: Comparison, a: Method, b: Method): string {
+  const grid = an.gridComparisons.filter((x) => x.a === c.a && x.b === c.b);
+  if (grid.length === 0) return '';
+  const N = grid.length;
+  const tested = grid.filter((x) => x.diff.tested);
+  if (tested.length === 0) return ` None of the ${N} KL budgets up to that point could be tested either.`;
+  const untested = N - tested.length;
+  const rest = untested ? ` (${untested} of them not tested)` : '';
+  const [first, second] = [a, b].map((m) => ({ m, k: grid.filter((x) => x.winner === m).length })).sort((x, y) => y.k - x.k) as [{ m: Method; k: number }, { m: Method; k: number }];
+  if (first.k === 0) return ` Neither method is significantly ahead at any of the ${N} KL budgets up to that point${rest}.`;
+  return ` ${METHOD_LABELS[first.m]} is significantly ahead at ${first.k} of the ${N} KL budgets up to that point${rest}, ${METHOD_LABELS[second.m]} at ${second.k === 0 ? 'none' : second.k}.`;
+}
+
+function rewardVerdict(an: StudyAnalysis, a: Method, b: Method): { verdict: Verdict; status: RewardStatus; comparison: Comparison | null } {
   const A = METHOD_LABELS[a], B = METHOD_LABELS[b];
   const ma = an.byMethod[a]!, mb = an.byMethod[b]!;
   const c = an.comparisons.find((x) => (x.a === a && x.b === b) || (x.a === b && x.b === a));
-  if (!c || an.headlineKl === null) {
+  if (!c || an.headlineKl === null || c.diff.n === 0) {
     const reach = `${A} reaches at most ${f3(ma.maxKl.mean)} nats of KL, ${B} ${f3(mb.maxKl.mean)}`;
     return {
-      criterion: 'reward',
-      winner: null,
-      text: `Final reward cannot be compared at matched KL: the methods share no KL budget above the base policy (${reach}; a method whose frontier never rises above the base reaches 0).`,
+      status: 'no-kl',
+      comparison: null,
+      verdict: {
+        criterion: 'reward',
+        winner: null,
+        text: `Final reward cannot be compared at matched KL: the methods share no KL budget above the base policy (${reach}; a method whose frontier never rises above the base reaches 0).`,
+      },
     };
   }
   // Orient the comparison as a − b whichever way it was computed.
   const flip = c.a !== a;
   const ra = flip ? c.bReward : c.aReward, rb = flip ? c.aReward : c.bReward;
   const d = flip ? { ...c.diff, mean: -c.diff.mean, lo: -c.diff.hi, hi: -c.diff.lo } : c.diff;
-  const head =
-    `At a matched KL of ${f3(c.kl)} nats (the most that every seed of both methods reaches), ` +
-    `${A}'s mean held-out gold reward is ${f3(ra.mean)} ${ci(ra)} and ${B}'s is ${f3(rb.mean)} ${ci(rb)} ` +
-    `(95% bootstrap CIs over ${ra.n} and ${rb.n} seeds); the difference ${A} − ${B} is ${signed(d.mean)} ${signedCi(d)}`;
-  const grid = an.gridComparisons.filter((x) => x.a === c.a && x.b === c.b);
-  const aheadA = grid.filter((x) => x.winner === a).length, aheadB = grid.filter((x) => x.winner === b).length;
-  const gridText = grid.length
-    ? ` Across ${grid.length} KL budgets up to that point, ${A} is significantly ahead at ${aheadA} and ${B} at ${aheadB}.`
-    : '';
-  if (!d.significant) return { criterion: 'reward', winner: null, text: `${head}, which includes 0: no significant difference in final reward.${gridText}` };
+  const how = resamplingText(A, B, ra.n, rb.n, d.prompts, d.tested);
+  const at = `At a matched KL of ${f3(c.kl)} nats (the most that every seed of both methods reaches), `;
+  const grid = gridText(an, c, a, b);
+  if (!d.tested) {
+    const text =
+      `${at}${A}'s mean held-out gold reward is ${f3(ra.mean)} and ${B}'s is ${f3(rb.mean)} (${how}); ` +
+      `the difference ${A} − ${B} is ${signed(d.mean)}, not tested for significance: no verdict on final reward.${grid}`;
+    return { status: 'untested', comparison: c, verdict: { criterion: 'reward', winner: null, text } };
+  }
+  const head = `${at}${A}'s mean held-out gold reward is ${f3(ra.mean)} ${ci(ra)} and ${B}'s is ${f3(rb.mean)} ${ci(rb)} (${how}); the difference ${A} − ${B} is ${signed(d.mean)} ${signedCi(d)}`;
+  if (!d.significant) return { status: 'no-difference', comparison: c, verdict: { criterion: 'reward', winner: null, text: `${head}, which includes 0: no significant difference in final reward.${grid}` } };
   const w = d.mean > 0 ? a : b;
-  return { criterion: 'reward', winner: w, text: `${head}, which excludes 0: ${METHOD_LABELS[w]} wins on final reward.${gridText}` };
+  return { status: 'difference', comparison: c, verdict: { criterion: 'reward', winner: w, text: `${head}, which excludes 0: ${METHOD_LABELS[w]} wins on final reward.${grid}` } };
+}
+
+/** The closing caveat on the intervals, from what they resampled. */
+function caveat(a: Method, b: Method, nA: number, nB: number, c: Comparison | null): string {
+  const nMin = Math.min(nA, nB);
+  const seeds = `${plural(nMin, 'seed')}${nA === nB ? ' per method' : ` of ${METHOD_LABELS[nA < nB ? a : b]}`}`;
+  if (c && !c.diff.tested) return ' (With 1 seed and no per-prompt rewards there is no interval at all: run more seeds, or record per-prompt rewards, before reading anything into the reward difference.)';
+  if (nMin >= 5) return '';
+  if (c && c.diff.prompts > 0) {
+    return nMin === 1
+      ? ` (With ${seeds}, seed-to-seed variation is not in these intervals; more seeds would show it.)`
+      : ` (With ${seeds} the seed-to-seed part of these intervals rests on few values; more seeds would firm this up.)`;
+  }
+  return ` (With ${seeds} the bootstrap intervals are optimistic; more seeds would firm this up.)`;
 }
 
 function stabilityVerdict(ma: MethodAnalysis, mb: MethodAnalysis, alpha: number): Verdict {
@@ -160,8 +216,9 @@ export function recommend(an: StudyAnalysis, a: Method = 'dpo', b: Method = 'ppo
     const none = (criterion: Criterion): Verdict => ({ criterion, winner: null, text });
     return { a, b, verdicts: { reward: none('reward'), stability: none('stability'), cost: none('cost'), complexity: none('complexity') }, overall: null, paragraph: text };
   }
+  const rv = rewardVerdict(an, a, b);
   const verdicts: Record<Criterion, Verdict> = {
-    reward: rewardVerdict(an, a, b),
+    reward: rv.verdict,
     stability: stabilityVerdict(ma, mb, alpha),
     cost: costVerdict(ma, mb, costRatio),
     complexity: complexityVerdict(ma, mb),
@@ -183,7 +240,12 @@ export function recommend(an: StudyAnalysis, a: Method = 'dpo', b: Method = 'ppo
     last += '.';
   } else {
     const wa = wins(a), wb = wins(b);
-    const lead = verdicts.reward.text.startsWith('Final reward cannot') ? 'With final reward not comparable at matched KL' : 'With no significant difference in final reward';
+    const lead = {
+      'no-kl': 'With final reward not comparable at matched KL',
+      untested: 'With final reward not tested for significance',
+      'no-difference': 'With no significant difference in final reward',
+      difference: '',
+    }[rv.status];
     if (wa.length !== wb.length) {
       overall = wa.length > wb.length ? a : b;
       const w = overall === a ? wa : wb;
@@ -196,8 +258,8 @@ export function recommend(an: StudyAnalysis, a: Method = 'dpo', b: Method = 'ppo
       last = `Recommendation: ${lead} and no side winning more of stability, cost and complexity, these measurements give no reason to prefer ${label(a)} or ${label(b)}.`;
     }
   }
-  const nMin = Math.min(ma.seeds.length, mb.seeds.length);
-  const caveat = nMin < 5 ? ` (With ${plural(nMin, 'seed')} per method the bootstrap intervals are optimistic; more seeds would firm this up.)` : '';
-  const paragraph = [...CRITERIA.map((k) => verdicts[k].text), last + caveat].join(' ');
+  const r = rv.comparison;
+  const [nA, nB] = r ? (r.a === a ? [r.diff.nA, r.diff.nB] : [r.diff.nB, r.diff.nA]) : [ma.seeds.length, mb.seeds.length];
+  const paragraph = [...CRITERIA.map((k) => verdicts[k].text), last + caveat(a, b, nA, nB, r)].join(' ');
   return { a, b, verdicts, overall, paragraph };
 }

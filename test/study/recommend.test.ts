@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { analyzeStudy } from '../../src/study/analysis.js';
 import { recommend } from '../../src/study/recommend.js';
-import { DPO_CX, dpoVsPpo, syntheticStudy, type SynthMethod } from './synthetic.js';
+import { DPO_CX, dpoVsPpo, promptStudy, syntheticStudy, type SynthMethod } from './synthetic.js';
 
 const M: SynthMethod = { method: 'dpo', settings: [{ setting: { k: 1 }, klPerStep: 0.5 }], gain: 0.5, seedNoise: 0.01, wallSeconds: 10, generationShare: 0.1, complexity: DPO_CX };
 
@@ -22,6 +22,9 @@ test('DPO ahead on reward: DPO wins, and the words say so with the numbers', () 
   assert.equal(r.verdicts.complexity.winner, 'dpo');
   assert.match(r.paragraph, /also cheaper and simpler/);
   assert.match(r.paragraph, /3 seeds per method the bootstrap intervals are optimistic/);
+  // The grid sentence counts budgets per method, leading with the one ahead, and says what the CIs resampled.
+  assert.match(r.paragraph, /DPO is significantly ahead at 8 of the 8 KL budgets up to that point, PPO at none\./);
+  assert.match(r.paragraph, /95% bootstrap CIs over 3 seeds per method; the checkpoints carry no per-prompt rewards/);
   console.log(r.paragraph);
 });
 
@@ -35,6 +38,7 @@ test('the numbers flip → the words flip: PPO ahead on reward, and cheaper', ()
   assert.match(r.paragraph, /PPO wins on final reward/);
   assert.match(r.paragraph, /Recommendation: use PPO: .* also cheaper, but it is more complex\./);
   assert.match(r.paragraph, /difference DPO − PPO is −0\.\d+/);
+  assert.match(r.paragraph, /PPO is significantly ahead at 8 of the 8 KL budgets up to that point, DPO at none\./);
 });
 
 test('no reward difference: says so plainly, and the overall call goes to the side winning more of the rest', () => {
@@ -42,6 +46,9 @@ test('no reward difference: says so plainly, and the overall call goes to the si
   const r = recommend(an);
   assert.equal(r.verdicts.reward.winner, null);
   assert.match(r.paragraph, /includes 0: no significant difference in final reward/);
+  const ahead = an.gridComparisons.filter((c) => c.winner !== null).length;
+  if (ahead === 0) assert.match(r.paragraph, /Neither method is significantly ahead at any of the 8 KL budgets up to that point\./);
+  else assert.match(r.paragraph, /is significantly ahead at \d of the 8 KL budgets up to that point, (DPO|PPO) at (none|\d)\./);
   assert.equal(r.overall, 'dpo'); // cheaper and simpler
   assert.match(r.paragraph, /With no significant difference in final reward, prefer DPO: it is cheaper and simpler/);
   assert.doesNotMatch(r.paragraph, /optimistic/); // 5 seeds
@@ -89,4 +96,21 @@ test('missing method or no shared KL budget: no recommendation rather than a gue
   assert.equal(r2.verdicts.reward.winner, null);
   assert.match(r2.paragraph, /cannot be compared at matched KL/);
   assert.match(r2.paragraph, /With final reward not comparable at matched KL, prefer DPO/);
+});
+
+test('with per-prompt rewards the paragraph names both levels and the caveat is about seeds only; one seed without them is not tested', () => {
+  const an = analyzeStudy(promptStudy({ shift: { dpo: 0.25, ppo: 0 }, seedSd: 0.02, rngSeed: 3 }));
+  const r = recommend(an);
+  assert.match(r.verdicts.reward.text, /95% CIs from a two-level bootstrap over 3 seeds per method and the 64 held-out prompts, the prompts paired across methods/);
+  assert.equal(r.verdicts.reward.winner, 'dpo');
+  assert.match(r.paragraph, /With 3 seeds per method the seed-to-seed part of these intervals rests on few values/);
+  const flipped = recommend(analyzeStudy(promptStudy({ shift: { dpo: 0, ppo: 0.25 }, seedSd: 0.02, rngSeed: 3 })));
+  assert.equal(flipped.verdicts.reward.winner, 'ppo');
+  assert.match(flipped.paragraph, /PPO wins on final reward/);
+  // One seed, no per-prompt rewards, a big gap: no test, no winner, and the overall call does not lean on reward.
+  const one = recommend(analyzeStudy(dpoVsPpo({ dpoGain: 0.3, ppoGain: 0.6, seeds: [1] })));
+  assert.equal(one.verdicts.reward.winner, null);
+  assert.match(one.paragraph, /not tested for significance: no verdict on final reward\. None of the 8 KL budgets up to that point could be tested either\./);
+  assert.match(one.paragraph, /Recommendation: With final reward not tested for significance, prefer DPO/);
+  assert.match(one.paragraph, /With 1 seed and no per-prompt rewards there is no interval at all/);
 });

@@ -93,3 +93,59 @@ export function dpoVsPpo(o: { dpoGain: number; ppoGain: number; noise?: number; 
     o.seeds ?? [1, 2, 3],
   );
 }
+
+/**
+ * DPO and PPO evaluated on the same P held-out prompts, with per-prompt rewards:
+ *   reward(method, seed, checkpoint, prompt) = curve(kl) + shift[method] + seedOffset + promptEffect[p] + noise,
+ * where the prompt effects (how easy a prompt is to continue positively) are shared by every checkpoint and
+ * the base, and the noise is fresh per checkpoint and prompt. Both methods put checkpoints at the same KLs,
+ * so at any matched KL the true difference DPO − PPO is exactly shift.dpo − shift.ppo.
+ */
+export interface PromptStudyOptions {
+  prompts?: number;
+  seeds?: number[];
+  shift: { dpo: number; ppo: number };
+  promptSd?: number;
+  noiseSd?: number;
+  seedSd?: number;
+  /** Checkpoint KLs of each run (default 1, 2, 3, 4). */
+  kls?: number[];
+  rngSeed?: number;
+}
+
+export const promptCurve = (kl: number) => 0.05 + 0.6 * (1 - Math.exp(-kl / 2));
+
+export function promptStudy(o: PromptStudyOptions): StudyResults {
+  const P = o.prompts ?? 64, seeds = o.seeds ?? [1, 2, 3], kls = o.kls ?? [1, 2, 3, 4];
+  const { promptSd = 0.2, noiseSd = 0.3, seedSd = 0 } = o;
+  const rng = makeRng(o.rngSeed ?? 1);
+  const normal = () => Math.sqrt(-2 * Math.log(1 - rng())) * Math.cos(2 * Math.PI * rng());
+  const effect = Array.from({ length: P }, () => promptSd * normal());
+  const meanOf = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
+  const evalAt = (truth: number, step: number, kl: number): Checkpoint => {
+    const promptRewards = effect.map((e) => truth + e + noiseSd * normal());
+    return { ...BASE, step, kl, reward: meanOf(promptRewards), n: P, promptRewards };
+  };
+  const base = evalAt(promptCurve(0), 0, 0);
+  const runs: Run[] = [];
+  for (const method of ['dpo', 'ppo'] as const) {
+    for (const seed of seeds) {
+      const offset = seedSd * normal();
+      const run = newRun(method, { k: 1 }, seed, method === 'dpo' ? DPO_CX : PPO_CX);
+      kls.forEach((kl, i) => addCheckpoint(run, evalAt(promptCurve(kl) + o.shift[method] + offset, i + 1, kl)));
+      run.cost = { wallSeconds: 10, tokensProcessed: 1000, generationSeconds: 1, forwardSeconds: 2, backwardSeconds: 3, peakRssBytes: 1e8 };
+      runs.push(finishRun(run, 'ok'));
+    }
+  }
+  const s = syntheticStudy([], seeds);
+  return { ...s, base, runs };
+}
+
+/** The same study with the per-prompt rewards removed (as results written before they were recorded). */
+export function withoutPromptRewards(s: StudyResults): StudyResults {
+  const strip = (c: Checkpoint): Checkpoint => {
+    const { promptRewards: _drop, ...rest } = c;
+    return rest;
+  };
+  return { ...s, base: strip(s.base), runs: s.runs.map((r) => ({ ...r, checkpoints: r.checkpoints.map(strip) })) };
+}
