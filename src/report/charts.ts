@@ -85,16 +85,16 @@ export function learningCurvesSpec(an: StudyAnalysis): VlSpec {
   };
 }
 
-/** Reward at matched KL with 95% bootstrap CI bands across seeds, per method, over the KL grid. */
+/** Reward at matched KL with 95% bootstrap CI bands (seeds, and prompts where recorded), per method, over the KL grid. */
 export function matchedKlSpec(an: StudyAnalysis): VlSpec {
   const values = an.methods.flatMap((m) =>
-    an.byMethod[m]!.matched.filter((p) => p.reward.n > 0).map((p) => ({ method: METHOD_LABELS[m], kl: p.kl, mean: p.reward.mean, lo: p.reward.lo, hi: p.reward.hi, n: p.reward.n })),
+    an.byMethod[m]!.matched.filter((p) => p.reward.n > 0).map((p) => ({ method: METHOD_LABELS[m], kl: p.kl, mean: p.reward.mean, lo: p.reward.lo, hi: p.reward.hi, n: p.reward.n, prompts: p.prompts })),
   );
   const color = { field: 'method', type: 'nominal', title: 'method', scale: colorScale(an.methods) };
   const x = { field: 'kl', type: 'quantitative', title: 'KL budget, nats' };
   return {
     $schema: SCHEMA,
-    title: { text: 'Reward at matched KL', subtitle: 'each seed\'s frontier interpolated at the KL grid; mean and 95% bootstrap CI over seeds' },
+    title: { text: 'Reward at matched KL', subtitle: 'each seed\'s frontier interpolated at the KL grid; mean over seeds, 95% bootstrap CI over seeds and (where recorded) prompts' },
     width: 560,
     height: 300,
     data: { values },

@@ -37,9 +37,20 @@ export interface Report {
 }
 
 const RULES =
-  'How the verdicts are decided: final reward — the 95% bootstrap CI of the difference at the matched KL excludes 0; ' +
+  'How the verdicts are decided: final reward — the 95% bootstrap CI of the difference at the matched KL excludes 0 ' +
+  '(the bootstrap resamples seeds and, when per-prompt rewards are recorded, the held-out prompts, paired across methods; ' +
+  'with one seed and no per-prompt rewards there is no interval and no test); ' +
   'stability — fewer failed runs, else less seed-to-seed spread by an F test at p < 0.05; cost — at least 1.2× less time to one model; ' +
   'complexity — fewer on most of models in memory, hyperparameters and loss lines; overall — the final-reward winner, else the method winning more of the other three.';
+
+const plural = (n: number, w: string) => `${n} ${w}${n === 1 ? '' : 's'}`;
+
+/** The study's name, followed by "A vs B" unless the name already says so. */
+export function reportTitle(name: string | undefined, a: Method, b: Method): string {
+  const vs = `${METHOD_LABELS[a]} vs ${METHOD_LABELS[b]}`;
+  if (!name) return vs;
+  return name.toLowerCase().includes(vs.toLowerCase()) ? name : `${name}: ${vs}`;
+}
 
 /** Analyse a study and render both reports in memory. */
 export async function buildReport(study: StudyResults, o: ReportOptions = {}): Promise<Report> {
@@ -56,14 +67,14 @@ export async function buildReport(study: StudyResults, o: ReportOptions = {}): P
   for (const [id, spec] of Object.entries(specs)) svgs[id] = await renderSvg(spec);
   const charts: Chart[] = [
     { id: 'frontier', title: 'Reward vs KL frontier', caption: 'Every evaluated checkpoint (faint points) and each method\'s upper-left Pareto frontier (lines), anchored at the base policy (KL 0). Dashed: base reward and the matched KL budget.', svg: svgs.frontier! },
-    { id: 'matched-kl', title: 'Reward at matched KL', caption: 'Each seed\'s frontier interpolated on the shared KL grid; mean over seeds with a 95% bootstrap band.', svg: svgs['matched-kl']! },
+    { id: 'matched-kl', title: 'Reward at matched KL', caption: 'Each seed\'s frontier interpolated on the shared KL grid; mean over seeds with a 95% bootstrap band (resampling seeds and, where recorded, held-out prompts).', svg: svgs['matched-kl']! },
     { id: 'learning-curves', title: 'Learning curves', caption: 'Held-out gold reward against training step, per method and setting: mean over seeds ± 1 sd.', svg: svgs['learning-curves']! },
   ];
   const now = (o.now ?? (() => new Date()))();
   const extra = { 'Report rendered': `${now.toISOString()} with vega ${vegaVersion}, vega-lite ${vegaLiteVersion}` };
   const content: ReportContent = {
-    title: `${study.name ? `${study.name}: ` : ''}${METHOD_LABELS[a]} vs ${METHOD_LABELS[b]}`,
-    subtitle: `Gold reward: VADER compound score of continuations of held-out sentence prefixes. ${study.runs.length} runs over ${study.provenance.seeds.length} seeds on ${study.provenance.device}; started ${study.provenance.startedAt}.`,
+    title: reportTitle(study.name, a, b),
+    subtitle: `Gold reward: VADER compound score of continuations of ${study.base.n > 0 ? `${study.base.n} ` : ''}held-out sentence prefixes. ${plural(study.runs.length, 'run')} over ${plural(study.provenance.seeds.length, 'seed')} on ${study.provenance.device}; started ${study.provenance.startedAt}.`,
     recommendation: recommendation?.paragraph ?? `No recommendation: the study has no runs of ${[a, b].filter((m) => !analysis.byMethod[m]).map((m) => METHOD_LABELS[m]).join(' and ')}.`,
     rules: RULES,
     criteria: criteriaTable(analysis, recommendation, a, b),

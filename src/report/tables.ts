@@ -1,8 +1,8 @@
 // The report's tables, built once as plain text cells and rendered to both Markdown and HTML,
 // so the two reports always show the same numbers.
 
-import type { MethodAnalysis, StudyAnalysis } from '../study/analysis.js';
-import { finalReward } from '../study/analysis.js';
+import type { Comparison, Interval, MethodAnalysis, StudyAnalysis } from '../study/analysis.js';
+import { finalReward, resampledText } from '../study/analysis.js';
 import type { Recommendation } from '../study/recommend.js';
 import { ci, f3, seconds, signed, signedCi } from '../study/recommend.js';
 import type { Method, Run, Sample, StudyResults } from '../study/types.js';
@@ -21,8 +21,26 @@ const pct = (x: number) => (Number.isFinite(x) ? `${(100 * x).toFixed(0)}%` : 'n
 const mib = (b: number) => (Number.isFinite(b) && b > 0 ? `${(b / 2 ** 20).toFixed(0)} MiB` : 'n/a');
 const num = (x: number, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
 const big = (x: number) => (!Number.isFinite(x) ? 'n/a' : x >= 1e6 ? `${(x / 1e6).toFixed(2)}M` : x >= 1e4 ? `${(x / 1e3).toFixed(1)}k` : x.toFixed(0));
-const withN = (s: string, n: number) => `${s} (n=${n})`;
 const plural = (n: number, w: string) => `${n} ${w}${n === 1 ? '' : 's'}`;
+
+/** "0.201 [0.150, 0.252] (3 seeds × 64 prompts)": a reward at matched KL with what its interval resampled. */
+export function rewardCell(r: Interval, prompts: number): string {
+  if (r.n === 0) return 'not reached';
+  if (r.n < 2 && prompts === 0) return `${f3(r.mean)} (1 seed, no interval)`;
+  return `${f3(r.mean)} ${ci(r)} (${plural(r.n, 'seed')}${prompts > 0 ? ` × ${prompts} prompts` : ''})`;
+}
+
+/** What the reward CIs of a comparison resampled, as a sentence for table notes. */
+export function ciNote(c: Comparison | undefined, bootstrap: StudyAnalysis['bootstrap']): string {
+  const level = `${(100 * bootstrap.level).toFixed(0)}%`;
+  if (!c || c.diff.n === 0) return `${level} percentile-bootstrap CIs over seeds and, when the checkpoints carry per-prompt rewards, held-out prompts`;
+  const { nA, nB, prompts, tested } = c.diff;
+  if (!tested) return `no CIs: with ${nA === nB ? `${plural(nA, 'seed')} per method` : `${nA} and ${nB} seeds`} and no per-prompt rewards there is nothing to resample, so no difference is tested`;
+  const seeds = nA === nB ? plural(nA, 'seed') : `${nA} and ${nB} seeds`;
+  if (prompts === 0) return `${level} percentile-bootstrap CIs over ${seeds} (${bootstrap.iters} resamples, each method's seeds resampled independently); no per-prompt rewards, so prompt sampling is not in them`;
+  const one = Math.max(nA, nB) < 2;
+  return `${level} percentile-bootstrap CIs over ${one ? `the ${prompts} held-out prompts only (1 seed: seed-to-seed variation is not in them)` : `${seeds} and the ${prompts} held-out prompts, both resampled in each of ${bootstrap.iters} iterations`}; the prompt draws are shared by the two methods (a paired comparison)`;
+}
 
 function winnerCell(rec: Recommendation | null, k: keyof Recommendation['verdicts']): string {
   if (!rec) return 'n/a';
@@ -35,18 +53,21 @@ export function criteriaTable(an: StudyAnalysis, rec: Recommendation | null, a: 
   const ms = [an.byMethod[a], an.byMethod[b]];
   const cell = (m: MethodAnalysis | undefined, f: (m: MethodAnalysis) => string) => (m ? f(m) : 'not run');
   const kl = an.headlineKl === null ? 'no shared KL budget' : `at KL ${f3(an.headlineKl)} nats`;
+  const cmp = an.comparisons.find((c) => (c.a === a && c.b === b) || (c.a === b && c.b === a));
+  // What the interval is over, beside the number: with one seed and nothing else resampled there is none.
+  const over = !cmp || cmp.diff.n === 0 ? '' : cmp.diff.tested ? `; 95% CI over ${resampledText([cmp.diff.nA, cmp.diff.nB], cmp.diff.prompts)}` : '; no CI: 1 seed, no per-prompt rewards';
   const rows: string[][] = [
     ['Complexity', ...ms.map((m) => cell(m, (x) => `${plural(x.complexity.modelsInMemory, 'model')} in memory, ${plural(x.complexity.hyperparameters, 'hyperparameter')}, ${plural(x.complexity.lossLines, 'loss line')}`)), winnerCell(rec, 'complexity')],
     ['Stability', ...ms.map((m) => cell(m, (x) => `${x.stability.collapsed + x.stability.diverged}/${x.stability.runs} runs failed (${x.stability.collapsed} collapsed, ${x.stability.diverged} diverged); seed std of final reward ${f3(x.stability.seedStd)}`)), winnerCell(rec, 'stability')],
     ['Efficiency', ...ms.map((m) => cell(m, (x) => `${seconds(x.cost.oneModelSeconds)} per model (runs ${seconds(x.cost.wallSeconds.mean)}${x.cost.wallSeconds.hi > x.cost.wallSeconds.lo ? ` [${seconds(x.cost.wallSeconds.lo)}, ${seconds(x.cost.wallSeconds.hi)}]` : ''}${x.cost.prerequisiteSeconds > 0 ? ` + ${seconds(x.cost.prerequisiteSeconds)} prerequisites` : ''}); ${big(x.cost.tokensPerSecond)} tokens/s; ${pct(x.cost.generationShare)} generating; peak ${mib(x.cost.peakRssBytes)}`)), winnerCell(rec, 'cost')],
-    [`Final reward (${kl})`, ...ms.map((m) => cell(m, (x) => (x.headline && x.headline.reward.n > 0 ? withN(`${f3(x.headline.reward.mean)} ${ci(x.headline.reward)}`, x.headline.reward.n) : `not reached (max KL ${f3(x.maxKl.mean)})`))), winnerCell(rec, 'reward')],
+    [`Final reward (${kl}${over})`, ...ms.map((m) => cell(m, (x) => (x.headline && x.headline.reward.n > 0 ? rewardCell(x.headline.reward, x.headline.prompts) : `not reached (max KL ${f3(x.maxKl.mean)})`))), cmp && cmp.diff.n > 0 && !cmp.diff.tested ? 'not tested' : winnerCell(rec, 'reward')],
   ];
   return {
     id: 'criteria',
     title: `${METHOD_LABELS[a]} vs ${METHOD_LABELS[b]}`,
     columns: ['Criteria', METHOD_LABELS[a], METHOD_LABELS[b], 'Better'],
     rows,
-    note: 'Rewards: mean held-out VADER compound score, 95% percentile-bootstrap CI over seeds; efficiency: wall time to one model including prerequisites such as the reward model; "Better" follows the rules stated with the recommendation.',
+    note: `Rewards: mean held-out VADER compound score at the matched KL, ${ciNote(cmp, an.bootstrap)}; efficiency: wall time to one model including prerequisites such as the reward model; "Better" follows the rules stated with the recommendation.`,
   };
 }
 
@@ -63,7 +84,7 @@ export function perMethodTable(an: StudyAnalysis): Table {
         x.label,
         String(x.runs),
         String(x.seeds.length),
-        ok ? withN(`${f3(h.reward.mean)} ${ci(h.reward)}`, h.reward.n) : 'not reached',
+        ok ? rewardCell(h.reward, h.prompts) : 'not reached',
         f3(x.maxKl.mean),
         ok ? num(h.metrics.entropy) : 'n/a',
         ok ? num(h.metrics.distinct1) : 'n/a',
@@ -81,7 +102,7 @@ export function perMethodTable(an: StudyAnalysis): Table {
     title: 'Per method',
     columns: ['Method', 'Runs', 'Seeds', kl === null ? 'Reward at matched KL' : `Reward at KL ${f3(kl)} [95% CI]`, 'Max KL', 'Entropy', 'Distinct-1', 'Distinct-2', 'Length', 'Perplexity (base)', 'Win rate vs base', 'Wall per run', 'Tokens/s'],
     rows,
-    note: 'Metrics at the matched KL are interpolated along each seed\'s reward-vs-KL frontier with the same weights as the reward, then averaged over seeds. Max KL: mean over seeds of the highest KL on the frontier.',
+    note: 'Metrics at the matched KL are interpolated along each seed\'s reward-vs-KL frontier with the same weights as the reward, then averaged over seeds; the reward CI resamples seeds and, where recorded, the held-out prompts (the count beside each number). Max KL: mean over seeds of the highest KL on the frontier.',
   };
 }
 
@@ -93,10 +114,10 @@ export function matchedKlTable(an: StudyAnalysis): Table {
   const rows = an.gridComparisons.map((c) => [
     ...(many ? [`${METHOD_LABELS[c.a]} vs ${METHOD_LABELS[c.b]}`] : []),
     f3(c.kl),
-    withN(`${f3(c.aReward.mean)} ${ci(c.aReward)}`, c.aReward.n),
-    withN(`${f3(c.bReward.mean)} ${ci(c.bReward)}`, c.bReward.n),
-    `${signed(c.diff.mean)} ${signedCi(c.diff)}`,
-    c.winner ? `yes: ${METHOD_LABELS[c.winner]}` : 'no',
+    rewardCell(c.aReward, c.diff.prompts),
+    rewardCell(c.bReward, c.diff.prompts),
+    c.diff.tested ? `${signed(c.diff.mean)} ${signedCi(c.diff)}` : `${signed(c.diff.mean)} (no interval)`,
+    !c.diff.tested ? 'not tested' : c.winner ? `yes: ${METHOD_LABELS[c.winner]}` : 'no',
   ]);
   const columns = many
     ? ['Comparison', 'KL budget', 'First', 'Second', 'First − second [95% CI]', 'Significant']
@@ -106,7 +127,7 @@ export function matchedKlTable(an: StudyAnalysis): Table {
     title: many ? 'Reward at matched KL by KL budget' : `Reward at matched KL: ${a} − ${b} by KL budget`,
     columns,
     rows: rows.length ? rows : [columns.map((_, i) => (i === columns.length - 1 ? 'no shared KL budget' : 'n/a'))],
-    note: an.klRange ? `KL grid over (${f3(an.klRange.lo)}, ${f3(an.klRange.hi)}]: the range every seed of the compared methods reaches. Difference CI: ${an.bootstrap.iters} bootstrap resamples of seeds, each method resampled independently.` : 'The compared methods share no KL range above the base policy.',
+    note: an.klRange ? `KL grid over (${f3(an.klRange.lo)}, ${f3(an.klRange.hi)}]: the range every seed of the compared methods reaches. ${ciNote(first, an.bootstrap).replace(/^./, (ch) => ch.toUpperCase())}.` : 'The compared methods share no KL range above the base policy.',
   };
 }
 
@@ -191,6 +212,11 @@ export function samplesTable(study: StudyResults, an: StudyAnalysis, perMethod =
   };
 }
 
+function promptsNote(study: StudyResults): string {
+  const n = study.base.promptRewards?.length ?? 0;
+  return n > 0 ? ` and the ${n} held-out prompts (paired across methods) where checkpoints carry per-prompt rewards` : ' only (no per-prompt rewards recorded)';
+}
+
 export function provenanceTable(study: StudyResults, an: StudyAnalysis, extra: Record<string, string> = {}): Table {
   const p = study.provenance;
   const rows: string[][] = [
@@ -204,7 +230,7 @@ export function provenanceTable(study: StudyResults, an: StudyAnalysis, extra: R
     ['Settings', an.methods.map((m) => `${METHOD_LABELS[m]}: ${an.byMethod[m]!.settings.join(' | ')}`).join('; ')],
     ...(study.rewardModel ? [['Reward model held-out accuracy', `${f3(study.rewardModel.heldOutAccuracy)} on ${study.rewardModel.n} pairs`]] : []),
     ['Base policy (held-out)', `reward ${f3(study.base.reward)} ± ${f3(study.base.rewardStd)} over ${study.base.n} continuations`],
-    ['Bootstrap', `${an.bootstrap.iters} resamples, ${(100 * an.bootstrap.level).toFixed(0)}% percentile intervals, seed ${an.bootstrap.seed}`],
+    ['Bootstrap', `${an.bootstrap.iters} resamples, ${(100 * an.bootstrap.level).toFixed(0)}% percentile intervals, seed ${an.bootstrap.seed}; resamples seeds${promptsNote(study)}`],
     ...Object.entries(extra),
   ];
   return { id: 'provenance', title: 'Configuration and provenance', columns: ['Item', 'Value'], rows };
