@@ -14,7 +14,8 @@
 //   step      src/train/offline.ts trainDpo end to end (data collation, jitted step, metrics), median interval
 //             between steps after `warmup` steps; reference log-probs precomputed once (excluded, as in torch).
 //   pieces    the same loss (offline.ts's DPO loss rebuilt from its exported parts) jitted three ways on one
-//             batch: forward only, forward+backward (valueAndGrad), full step (makeTrainStep: + clip + AdamW).
+//             batch: forward only, forward+backward (valueAndGrad), full step (makeTrainStep: + clip + AdamW),
+//             taking turns; median of min(steps, 5) rounds after `warmup` rounds.
 //             Shares: forward = fwd / full, backward = (fwd+bwd − fwd) / full, optimizer = (full − fwd+bwd) / full.
 // PPO (src/train/ppo-trainer.ts trainPpo, study defaults: 32 completions per rollout, 12 new tokens at
 // temperature 0.7, 2 minibatches × 4 epochs = 8 updates, separate value model, toy token reward):
@@ -167,29 +168,31 @@ async function dpoChild(): Promise<void> {
   const optimizer = adamw({ lr: 1e-3, b1: 0.9, b2: 0.95, weightDecay: 0.1 });
   const full = makeTrainStep({ lossFn: loss, optimizer, maxGradNorm: 1.0, gradAccum: 1 });
   let opt: unknown = optimizer.init(params);
-  const timeN = async (f: () => Promise<void>) => {
-    for (let i = 0; i < flags.warmup; i++) await f();
-    const s: number[] = [];
-    for (let i = 0; i < flags.steps; i++) {
-      const t0 = performance.now();
-      await f();
-      s.push(performance.now() - t0);
-    }
-    return summarize(s).median;
+  // The three programs take turns (fwd, fwd+bwd, full, fwd, …) so that a load spike on this shared machine hits
+  // all three alike; medians of min(steps, 5) rounds after `warmup` rounds.
+  const runs = {
+    fwd: async () => void (await fwd(keep(params), batch()).data()),
+    fwdBwd: async () => {
+      const [l, g] = fwdBwd(keep(params), batch()) as [Arr, unknown];
+      await blockUntilReady(g as never);
+      await l.data();
+      tree.dispose(g as never);
+    },
+    full: async () => {
+      const r = await full.step(params, opt, [batch()], {}, 1e-3, 1);
+      params = r.params;
+      opt = r.optState;
+      await blockUntilReady([params, opt] as never);
+    },
   };
-  const fwdMs = await timeN(async () => void (await fwd(keep(params), batch()).data()));
-  const fwdBwdMs = await timeN(async () => {
-    const [l, g] = fwdBwd(keep(params), batch()) as [Arr, unknown];
-    await blockUntilReady(g as never);
-    await l.data();
-    tree.dispose(g as never);
-  });
-  const fullMs = await timeN(async () => {
-    const r = await full.step(params, opt, [batch()], {}, 1e-3, 1);
-    params = r.params;
-    opt = r.optState;
-    await blockUntilReady([params, opt] as never);
-  });
+  const times: Record<keyof typeof runs, number[]> = { fwd: [], fwdBwd: [], full: [] };
+  for (let i = 0; i < flags.warmup + Math.min(flags.steps, 5); i++)
+    for (const k of Object.keys(runs) as (keyof typeof runs)[]) {
+      const t0 = performance.now();
+      await runs[k]();
+      if (i >= flags.warmup) times[k].push(performance.now() - t0);
+    }
+  const fwdMs = summarize(times.fwd).median, fwdBwdMs = summarize(times.fwdBwd).median, fullMs = summarize(times.full).median;
   fwd.dispose();
   fwdBwd.dispose();
   full.dispose();
