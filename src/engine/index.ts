@@ -5,11 +5,15 @@
 // jax-js calls ES2025 iterator helpers (einsum, dotProductAttention) that Node 20 lacks.
 import 'core-js/actual/iterator/map.js';
 import 'core-js/actual/iterator/filter.js';
+// Must run before @jax-js/jax is first imported: with ALIGNLAB_THREADS > 1 it installs the Worker shim that
+// turns on jax-js's wasm thread pool (jax-js decides at import time).
+import { checkThreads } from './threads.js';
 import * as jax from '@jax-js/jax';
 
 // jax-js checks `instanceof Float16Array` when creating float64 arrays; Node 20 has no such class.
 (globalThis as { Float16Array?: unknown }).Float16Array ??= class Float16Array {};
 
+export { threadsInfo } from './threads.js';
 export const { numpy: np, nn, lax, random, tree, jit, grad, valueAndGrad, vmap } = jax;
 export type Arr = jax.Array;
 export type Device = 'wasm' | 'webgpu' | 'cpu';
@@ -35,6 +39,7 @@ export async function initEngine(device?: string): Promise<Device> {
   const got = await jax.init(...(want === 'webgpu' ? (['wasm', 'webgpu'] as const) : ([want] as const)));
   if (!got.includes(want)) throw new Error(`device "${want}" is not available here (available: ${got.join(', ')})`);
   jax.defaultDevice(want);
+  if (want === 'wasm') await checkThreads();
   current = want;
   return want;
 }

@@ -76,8 +76,11 @@ export class Evaluator {
     this.scorer = new Scorer(cfg);
   }
 
-  /** Sample `n` continuations per prompt from `params` (prompt-major) and score them. */
-  async sample(params: Params, n = 1, seed = this.opts.seed): Promise<Scored[]> {
+  /**
+   * Sample `n` continuations per prompt from `params` (prompt-major) and score them with the gold reward;
+   * `withRef: false` skips the reference forward pass (its log-probs come back empty).
+   */
+  async sample(params: Params, n = 1, seed = this.opts.seed, withRef = true): Promise<Scored[]> {
     const ids = this.prompts.flatMap((p) => Array<number[]>(n).fill(p.ids));
     const out: Scored[] = [];
     const chunk = 64; // rows per generate call: one compiled shape for every evaluation
@@ -85,11 +88,12 @@ export class Evaluator {
       const rows = ids.slice(i, i + chunk);
       const gens = await this.sampler.generate(params, rows, { maxNewTokens: this.opts.maxNewTokens, temperature: 1, seed: seed + i, eosId: this.opts.eosId });
       const seqs = rows.map((p, j) => [...p, ...gens[j]!.tokenIds]);
-      const refs = await this.scorer.score(this.ref, seqs);
+      const refs = withRef ? await this.scorer.score(this.ref, seqs) : null;
       gens.forEach((g, j) => {
         const start = rows[j]!.length - 1; // logprobs[k] scores token k+1
         const tokens = g.tokenIds.filter((t) => t !== this.opts.eosId);
-        out.push({ tokens, policyLogps: g.logprobs, refLogps: Array.from(refs[j]!.logprobs.subarray(start)), text: this.detok(tokens), reward: 0 });
+        const refLogps = refs ? Array.from(refs[j]!.logprobs.subarray(start)) : [];
+        out.push({ tokens, policyLogps: g.logprobs, refLogps, text: this.detok(tokens), reward: 0 });
       });
     }
     const rewards = vaderCompoundBatch(out.map((s) => s.text));
@@ -117,7 +121,7 @@ export class Evaluator {
       winRate: this.baseRewards.length ? pairedWinRate(rewards, this.baseRewards) : 0.5,
       // Per prompt, in prompt order: lets the analysis bootstrap over prompts as well as seeds.
       promptRewards: rewards,
-    } as Checkpoint;
+    };
     const samples = scored.slice(0, 12).map((s, i) => ({ prompt: this.prompts[i]!.text, completion: s.text, reward: s.reward }));
     return { checkpoint, samples, rewards };
   }

@@ -172,6 +172,9 @@ export class StudyRunner {
     };
 
     const plan = planRuns(this.cfg);
+    // Prerequisites first, so their time is accounted to them and not to the first run that needs them.
+    if (plan.some((p) => ['dpo', 'ipo', 'simpo', 'ppo', 'best-of-n', 'grpo'].includes(p.method))) await this.preferencePairs();
+    if (plan.some((p) => ['ppo', 'best-of-n', 'grpo'].includes(p.method))) await this.rewardModel();
     for (const [i, p] of plan.entries()) {
       const run = await this.runOnce(p, `${i + 1}/${plan.length}`);
       this.study.runs.push(run);
@@ -283,7 +286,7 @@ export class StudyRunner {
       const k = this.cfg.prefs.samplesPerPrompt;
       const prompts = this.data.trainPrompts.slice(0, this.cfg.prefs.prompts);
       const ev = new Evaluator(this.modelCfg, this.base.params, prompts, this.data.detok, { maxNewTokens: this.cfg.task.maxNewTokens, eosId: EOS, seed: 777 });
-      const scored = await ev.sample(this.base.params, k);
+      const scored = await ev.sample(this.base.params, k, 777, false);
       ev.dispose();
       rows = [];
       const lines: string[] = [];
