@@ -21,7 +21,7 @@ import { Tokenizer } from '../formats/tokenizer.js';
 import { pack, type PairExample } from '../data/batching.js';
 import { BOS, EOS, PAD } from '../data/sotu.js';
 import { RewardModel, saveRewardModel } from '../rewards/model.js';
-import { textReward } from '../rewards/types.js';
+import { tokenReward } from '../rewards/types.js';
 import { vaderCompound } from '../rewards/vader.js';
 import { trainDpo, trainRewardModel, trainSft } from '../train/offline.js';
 import { trainPpo } from '../train/ppo-trainer.js';
@@ -466,8 +466,9 @@ export class StudyRunner {
     throw new Error(`study: method ${p.method} is not wired into the runner`);
   }
 
+  /** The gold reward of a completion's tokens (EOS dropped), detokenized the way evaluation does it. */
   private goldReward() {
-    return textReward((text) => vaderCompound(text));
+    return tokenReward((completion) => vaderCompound(this.data.detok(completion)));
   }
 
   /**
