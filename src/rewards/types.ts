@@ -16,7 +16,12 @@ export type RewardFn = (batch: RewardBatch) => Promise<number[]>;
 
 /** A RewardFn from a per-sample function of the completion text (e.g. `vaderCompound`). */
 export function textReward(fn: (text: string, index: number) => number | Promise<number>): RewardFn {
-  return async (batch) => Promise.all(batch.texts.map((t, i) => fn(t, i)));
+  return async (batch) => {
+    // A policy without a tokenizer hands over empty texts: scoring them would silently give a constant reward.
+    if (batch.texts.every((t) => t === '') && batch.completions.some((c) => c.length > 0))
+      throw new Error('text reward: the completions have no text (the policy has no tokenizer); give the policy a tokenizer or use tokenReward');
+    return Promise.all(batch.texts.map((t, i) => fn(t, i)));
+  };
 }
 
 /** A RewardFn from a per-sample function of the token ids (toy rewards in tests, verifiable rewards). */
