@@ -3,30 +3,36 @@
 // the same shapes (bench/baselines/torch_step.py --dpo) is the baseline, measured in the same run.
 //
 //   node --import tsx bench/align-step.ts                       # DPO + PPO, ours with 1 and 2 threads
-//   node --import tsx bench/align-step.ts --only dpo --threads 2
+//   node --import tsx bench/align-step.ts --only dpo --threads 1
 //
 // Model: the study's policy (src/study/config.ts defaults): Llama, L=2 C=128 H=4 KV heads 2 MLP 352, context 32,
 // V = --vocab (2048 here: the study's 2,000 words + specials + punctuation, ≈2,040), untied head, random init.
 // Data: random token ids (cost does not depend on the values).
 //
-// DPO (sigmoid, β 0.1, the study's batch of 32 pairs, T=24): every row is a full 24 tokens (12 prompt + 12
-// completion) so that our token count equals PyTorch's (2·B·T per step: chosen and rejected in one [2B, T] batch).
-//   step      src/train/offline.ts trainDpo end to end (data collation, jitted step, metrics), median interval
-//             between steps after `warmup` steps; reference log-probs precomputed once (excluded, as in torch).
-//   pieces    the same loss (offline.ts's DPO loss rebuilt from its exported parts) jitted three ways on one
-//             batch: forward only, forward+backward (valueAndGrad), full step (makeTrainStep: + clip + AdamW),
-//             taking turns; median of min(steps, 5) rounds after `warmup` rounds.
-//             Shares: forward = fwd / full, backward = (fwd+bwd − fwd) / full, optimizer = (full − fwd+bwd) / full.
-// PPO (src/train/ppo-trainer.ts trainPpo, study defaults: 32 completions per rollout, 12 new tokens at
-// temperature 0.7, 2 minibatches × 4 epochs = 8 updates, separate value model, toy token reward):
-//   iteration time = median interval between iterations after the first (which compiles everything);
-//   phases from the trainer's own cost counters (generation, scoring forwards, reward, update), taken at
-//   iteration boundaries so the first iteration is excluded; the update is split into forward and
-//   backward+AdamW with a jitted forward of the policy and value model on one minibatch.
-// Peak RSS = the child process's maxRSS (node + jax-js + model); `rss after init` is the same process before
-// any model exists. Each (part, threads) runs in its own child process, one at a time.
+// DPO: src/train/offline.ts trainDpo end to end (sigmoid, β 0.1, the study's batch of 32 pairs, T=24, reference
+// log-probs precomputed once before the first step, as torch_step.py does). Every row is a full 24 tokens (12 prompt
+// + 12 completion) so that our token count equals PyTorch's: 2·B·T per step (chosen and rejected in one [2B, T]
+// batch). Step time = median interval between steps after `warmup` steps (the last step, which writes the final
+// checkpoint, is left out).
+// PPO: src/train/ppo-trainer.ts trainPpo with the study's settings (32 completions per rollout, 12 new tokens at
+// temperature 0.7, 2 minibatches × 4 epochs = 8 updates, separate value model) and a toy token reward (the gold
+// reward's cost is not what is measured). Iteration time = median interval between iterations after the first one
+// (which compiles everything). Phases come from the trainer's own cost counters (generation, scoring forwards,
+// reward, update), read at iteration boundaries so that the first iteration is left out.
+//
+// Forward / backward / optimizer shares of an update (1-thread runs only): every wasm kernel jax-js dispatches is
+// timed (single-threaded, a dispatch runs the kernel to completion), and each update program's kernel sequence (jax-js
+// runs it in trace order) is split where it changes phase: the forward ends at the first scalar reduction after the
+// first reduction over the vocabulary (the loss, after the log-softmax); every later scalar reduction (the per-leaf
+// squared norms of the gradient clipping) and everything after the last of them (clip scale, AdamW updates) is the
+// optimizer; the rest is the backward. Approximate at the edges (a few small kernels), exact in the big ones.
+// Time outside kernels (JS dispatch, host work) is reported as "host". A jitted forward-only program is NOT used for
+// the split: jax-js compiles it differently from the forward half of a gradient program (see RESULTS.md).
+//
+// Peak RSS = the child process's maxRSS (node + jax-js + model); `after init` is the same process before any
+// model exists. Each (part, threads) runs in its own child process, one at a time.
 
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseFlags } from '../src/cli/args.js';
@@ -36,19 +42,23 @@ const flags = parseFlags(process.argv.slice(2), {
   only: { type: 'string', default: 'both', help: 'dpo | ppo | both' },
   threads: { type: 'string', default: '1,2' },
   vocab: { type: 'number', default: 2048 },
-  warmup: { type: 'number', default: 2, help: 'DPO steps excluded from timing' },
+  warmup: { type: 'number', default: 2, help: 'DPO steps excluded from timing (at least 1)' },
   steps: { type: 'number', default: 8, help: 'DPO steps timed' },
   iterations: { type: 'number', default: 4, help: 'PPO iterations (the first one is excluded from timing)' },
   baseline: { type: 'boolean', default: true },
   child: { type: 'string', default: '' },
 });
 
+/** Seconds (or ms) of one update split by phase; `host` is the time outside kernels. */
+interface Split { forward: number; backward: number; optimizer: number; host: number }
+
 interface DpoResult {
   part: 'dpo';
   threads: number;
   tokensPerStep: number;
   stepMs: { median: number; min: number; samples: number[] };
-  pieces: { fwdMs: number; fwdBwdMs: number; fullMs: number };
+  /** Mean ms per step by phase (1-thread runs), or null. */
+  split: Split | null;
   rssAfterInitMB: number;
   peakRssMB: number;
   loss: [number, number];
@@ -59,7 +69,9 @@ interface PpoResult {
   threads: number;
   iterationMs: { median: number; min: number; samples: number[] };
   /** Seconds per iteration, steady state (first iteration excluded). */
-  phases: { generation: number; forward: number; reward: number; update: number; updateForward: number; other: number };
+  phases: { generation: number; forward: number; reward: number; update: number; other: number };
+  /** The update's seconds per iteration split by phase (1-thread runs), or null. */
+  updateSplit: Split | null;
   generatedTokensPerIter: number;
   processedTokensPerIter: number;
   updatesPerIter: number;
@@ -82,24 +94,78 @@ async function studyModel() {
   return { study: s, cfg };
 }
 
+// ---- kernel timer (single-threaded jax-js only) ---------------------------------------------------
+
+interface KernelRec { ms: number; scalarReduction: boolean; reductionSize: number }
+
+/**
+ * Times every kernel the wasm backend dispatches, through jax-js's internal getBackend (not public API: found by
+ * name in its dist chunk, as shared/ENGINE.md §1 does for buffer counting). Returns null, and the bench goes on
+ * without the split, if that internal is not found.
+ */
+async function kernelTimer(): Promise<{ start(): void; stop(): KernelRec[] } | null> {
+  try {
+    const dist = new URL('.', import.meta.resolve('@jax-js/jax')).pathname;
+    const chunk = readdirSync(dist).find((f) => /^backend-.*\.js$/.test(f));
+    if (!chunk) return null;
+    const mod = (await import(join(dist, chunk))) as Record<string, unknown>;
+    const getBackend = Object.values(mod).find((f) => typeof f === 'function' && f.name === 'getBackend') as ((d: string) => unknown) | undefined;
+    const be = getBackend?.('wasm') as { dispatch?: (exe: { source: unknown }, i: number[], o: number[]) => void } | undefined;
+    if (!be?.dispatch) return null;
+    const orig = be.dispatch.bind(be);
+    let recs: KernelRec[] | null = null;
+    be.dispatch = (exe, i, o) => {
+      if (!recs) return orig(exe, i, o);
+      const t0 = performance.now();
+      orig(exe, i, o);
+      const s = exe.source as { size?: number; reduction?: { size: number } };
+      recs.push({ ms: performance.now() - t0, scalarReduction: s.size === 1 && !!s.reduction, reductionSize: s.reduction?.size ?? 0 });
+    };
+    return {
+      start: () => void (recs = []),
+      stop: () => {
+        const r = recs ?? [];
+        recs = null;
+        return r;
+      },
+    };
+  } catch {
+    return null;
+  }
+}
+
+/** Split one update program's kernels into forward, backward and optimizer (see the header). V = vocabulary size. */
+function splitUpdate(recs: KernelRec[], wallMs: number, V: number): Split {
+  const firstV = recs.findIndex((r) => r.reductionSize === V);
+  const fEnd = recs.findIndex((r, i) => i > firstV && r.scalarReduction);
+  let oStart = -1;
+  recs.forEach((r, i) => i > fEnd && r.scalarReduction && (oStart = i));
+  const out = { forward: 0, backward: 0, optimizer: 0, host: 0 };
+  recs.forEach((r, i) => {
+    if (firstV < 0 || fEnd < 0 || i <= fEnd) out.forward += r.ms;
+    else if (r.scalarReduction || i > oStart) out.optimizer += r.ms;
+    else out.backward += r.ms;
+  });
+  out.host = Math.max(0, wallMs - out.forward - out.backward - out.optimizer);
+  return out;
+}
+
+const addSplit = (a: Split, b: Split): Split => ({ forward: a.forward + b.forward, backward: a.backward + b.backward, optimizer: a.optimizer + b.optimizer, host: a.host + b.host });
+const scaleSplit = (a: Split, k: number): Split => ({ forward: a.forward * k, backward: a.backward * k, optimizer: a.optimizer * k, host: a.host * k });
+
 // ---- child: DPO --------------------------------------------------------------------------------
 
 async function dpoChild(): Promise<void> {
   const { threadsInfo, checkThreads } = await import('../src/engine/threads.js'); // before @jax-js/jax
   const { blockUntilReady } = await import('@jax-js/jax');
-  const { initEngine, np, jit, valueAndGrad, tree, keep, free, Rng } = await import('../src/engine/index.js');
+  const { initEngine, keep, free, Rng } = await import('../src/engine/index.js');
   const { initHostParams } = await import('../src/model/params.js');
   const { toDevice } = await import('../src/model/weights.js');
-  const { forward } = await import('../src/model/decoder.js');
   const { trainDpo } = await import('../src/train/offline.js');
-  const { pairBatch } = await import('../src/data/batching.js');
-  const { tokenLogprobs } = await import('../src/train/logprobs.js');
-  const { dpoLoss } = await import('../src/train/dpo.js');
-  const { makeTrainStep } = await import('../src/train/loop.js');
-  const { adamw } = await import('../src/train/optim.js');
-  type Arr = ReturnType<typeof np.array>;
   await initEngine('wasm');
   await checkThreads();
+  const threads = threadsInfo().threads;
+  const timer = threads === 1 ? await kernelTimer() : null;
   const rssAfterInitMB = rssMB();
   const { study, cfg } = await studyModel();
   const T = study.task.T, B = study.dpo.batchSize, half = T / 2;
@@ -107,98 +173,40 @@ async function dpoChild(): Promise<void> {
   const randIds = (n: number) => Array.from({ length: n }, () => 3 + rng.int(cfg.vocabSize - 3));
   const pairs = Array.from({ length: B * 4 }, () => ({ prompt: randIds(half), chosen: randIds(T - half), rejected: randIds(T - half) }));
 
-  // 1. trainDpo end to end.
   const policy = toDevice(initHostParams(cfg, 0));
   const ref = keep(policy);
   const dir = mkdtempSync(join(tmpdir(), 'alignlab-bench-dpo-'));
   const stamps: number[] = [];
   const losses: number[] = [];
-  let trained: typeof policy;
+  let split: Split | null = null;
+  const total = flags.warmup + flags.steps + 1;
   try {
     const r = await trainDpo({
-      cfg, params: policy, ref, train: pairs, runDir: dir, steps: flags.warmup + flags.steps + 1, batchSize: B, T, padId: 0,
+      cfg, params: policy, ref, train: pairs, runDir: dir, steps: total, batchSize: B, T, padId: 0,
       beta: 0.1, optimizer: { lr: 1e-3, b1: 0.9, b2: 0.95, weightDecay: 0.1 }, maxGradNorm: 1.0, store: false, progress: false,
       onStep: async (info) => {
-        await blockUntilReady(info.params); // the step's AdamW must be done before the next stamp
-        stamps.push(performance.now());
+        await blockUntilReady(info.params); // the step's AdamW must be done before the stamp
+        const t = performance.now();
+        if (timer && info.step > flags.warmup && info.step <= flags.warmup + flags.steps) {
+          const s = splitUpdate(timer.stop(), t - stamps[stamps.length - 1]!, cfg.vocabSize);
+          split = split ? addSplit(split, s) : s;
+        }
+        stamps.push(t);
         losses.push(info.loss);
+        if (timer && info.step >= flags.warmup && info.step < flags.warmup + flags.steps) timer.start();
       },
     });
-    trained = r.params;
+    free(r.params);
   } finally {
     rmSync(dir, { recursive: true, force: true });
+    free(ref);
   }
-  free(trained);
   // Intervals between step ends; drop the warm-up steps and the last one (it writes the final checkpoint).
   const intervals = stamps.slice(1).map((t, i) => t - stamps[i]!).slice(flags.warmup - 1, flags.warmup - 1 + flags.steps);
   const step = summarize(intervals);
-
-  // 2. The same loss as offline.ts, timed as forward / forward+backward / full step on one fixed batch.
-  const { chosen, rejected } = pairBatch(pairs.slice(0, B), T, { padId: 0, rows: B });
-  const cat = <A extends Int32Array | Float32Array>(a: A, b: A): A => {
-    const out = new (a.constructor as new (n: number) => A)(a.length + b.length);
-    out.set(a);
-    out.set(b, a.length);
-    return out;
-  };
-  const host = {
-    input: cat(chosen.input, rejected.input), target: cat(chosen.target, rejected.target), weight: cat(chosen.weight, rejected.weight),
-    valid: cat(chosen.valid, rejected.valid), pos: cat(chosen.pos, rejected.pos),
-  };
-  interface Dev { input: Arr; target: Arr; weight: Arr; valid: Arr; pos: Arr; refC: Arr; refR: Arr }
-  const batch = (): Dev => ({
-    input: np.array(host.input, { dtype: np.int32, shape: [2 * B, T] }), target: np.array(host.target, { dtype: np.int32, shape: [2 * B, T] }),
-    weight: np.array(host.weight, { shape: [2 * B, T] }), valid: np.array(host.valid, { shape: [2 * B, T] }),
-    pos: np.array(host.pos, { dtype: np.int32, shape: [2 * B, T] }), refC: np.full([B], -60), refR: np.full([B], -60),
-  });
-  const loss = (p: typeof policy, b: Dev) => {
-    const logits = forward(p, cfg, b.input, b.pos, b.valid);
-    const seq = tokenLogprobs(logits, b.target.ref).mul(b.weight.ref).sum(-1);
-    const [pc, pr] = np.split(seq, [B], 0) as [Arr, Arr];
-    free([b.input, b.pos, b.valid, b.target, b.weight]);
-    const { loss, metrics } = dpoLoss({ policyChosen: pc, policyRejected: pr, refChosen: b.refC, refRejected: b.refR }, { beta: 0.1 });
-    return [loss, metrics] as const;
-  };
-  let params = toDevice(initHostParams(cfg, 0));
-  const fwd = jit((p: typeof params, b: Dev) => loss(p, b)[0]);
-  const fwdBwd = jit((p: typeof params, b: Dev) => {
-    const [l, g] = valueAndGrad((q: typeof params) => loss(q, b)[0])(p);
-    return [l, g];
-  });
-  const optimizer = adamw({ lr: 1e-3, b1: 0.9, b2: 0.95, weightDecay: 0.1 });
-  const full = makeTrainStep({ lossFn: loss, optimizer, maxGradNorm: 1.0, gradAccum: 1 });
-  let opt: unknown = optimizer.init(params);
-  // The three programs take turns (fwd, fwd+bwd, full, fwd, …) so that a load spike on this shared machine hits
-  // all three alike; medians of min(steps, 5) rounds after `warmup` rounds.
-  const runs = {
-    fwd: async () => void (await fwd(keep(params), batch()).data()),
-    fwdBwd: async () => {
-      const [l, g] = fwdBwd(keep(params), batch()) as [Arr, unknown];
-      await blockUntilReady(g as never);
-      await l.data();
-      tree.dispose(g as never);
-    },
-    full: async () => {
-      const r = await full.step(params, opt, [batch()], {}, 1e-3, 1);
-      params = r.params;
-      opt = r.optState;
-      await blockUntilReady([params, opt] as never);
-    },
-  };
-  const times: Record<keyof typeof runs, number[]> = { fwd: [], fwdBwd: [], full: [] };
-  for (let i = 0; i < flags.warmup + Math.min(flags.steps, 5); i++)
-    for (const k of Object.keys(runs) as (keyof typeof runs)[]) {
-      const t0 = performance.now();
-      await runs[k]();
-      if (i >= flags.warmup) times[k].push(performance.now() - t0);
-    }
-  const fwdMs = summarize(times.fwd).median, fwdBwdMs = summarize(times.fwdBwd).median, fullMs = summarize(times.full).median;
-  fwd.dispose();
-  fwdBwd.dispose();
-  full.dispose();
   const out: DpoResult = {
-    part: 'dpo', threads: threadsInfo().threads, tokensPerStep: 2 * B * T,
-    stepMs: { median: step.median, min: step.min, samples: step.samples }, pieces: { fwdMs, fwdBwdMs, fullMs },
+    part: 'dpo', threads, tokensPerStep: 2 * B * T,
+    stepMs: { median: step.median, min: step.min, samples: step.samples }, split: split ? scaleSplit(split, 1 / flags.steps) : null,
     rssAfterInitMB, peakRssMB: peakMB(), loss: [losses[0]!, losses[losses.length - 1]!],
   };
   console.log(JSON.stringify(out));
@@ -208,32 +216,54 @@ async function dpoChild(): Promise<void> {
 
 async function ppoChild(): Promise<void> {
   const { threadsInfo, checkThreads } = await import('../src/engine/threads.js'); // before @jax-js/jax
-  const { initEngine, np, keep, free, compile, i32, Rng } = await import('../src/engine/index.js');
+  const { initEngine, free, Rng } = await import('../src/engine/index.js');
   const { initHostParams } = await import('../src/model/params.js');
   const { toDevice } = await import('../src/model/weights.js');
-  const { initHead, scalarValues } = await import('../src/model/heads.js');
   const { trainPpo } = await import('../src/train/ppo-trainer.js');
-  const { RolloutEngine, policyLogprobs, newCost } = await import('../src/train/online.js');
+  const { RolloutEngine, OnlineSource } = await import('../src/train/online.js');
   const { tokenReward } = await import('../src/rewards/types.js');
-  type Arr = ReturnType<typeof np.array>;
   await initEngine('wasm');
   await checkThreads();
+  const threads = threadsInfo().threads;
+  const timer = threads === 1 ? await kernelTimer() : null;
   const rssAfterInitMB = rssMB();
   const { study, cfg } = await studyModel();
   const p = study.ppo, maxNew = study.task.maxNewTokens, B = p.rolloutBatch;
   const rng = new Rng(5);
   const prompts = Array.from({ length: 4 * B }, () => [1, ...Array.from({ length: 5 }, () => 3 + rng.int(cfg.vocabSize - 3))]);
 
-  // The trainer's phase counters live in an object it creates; RolloutEngine.collect receives it, so a wrapper
-  // around collect can keep a handle and read it at every iteration boundary (the trainer itself is unchanged).
-  let cost: ReturnType<typeof newCost> | null = null;
-  const proto = RolloutEngine.prototype as unknown as { collect: (o: { cost: ReturnType<typeof newCost> }) => Promise<unknown> };
-  const orig = proto.collect;
-  proto.collect = function (this: unknown, o) {
-    cost = o.cost;
-    return orig.call(this, o);
+  // Hooks on the trainer's own objects (the trainer is unchanged):
+  // - RolloutEngine.collect receives the trainer's phase counters: keep a handle to read them at iteration ends;
+  // - an update runs between OnlineSource.next returning and the next call of next (rollouts happen inside next):
+  //   that bracket is where the update kernels are timed.
+  type Cost = import('../src/train/online.js').OnlineCost;
+  let cost: Cost | null = null;
+  let iteration = 0;
+  let updateSplit: Split | null = null;
+  let segStart = 0;
+  const collectProto = RolloutEngine.prototype as unknown as { collect: (o: { cost: Cost }) => Promise<unknown> };
+  const sourceProto = OnlineSource.prototype as unknown as { next: (...a: unknown[]) => Promise<unknown> };
+  const origCollect = collectProto.collect, origNext = sourceProto.next;
+  const closeSegment = () => {
+    if (!timer || segStart === 0) return;
+    const recs = timer.stop();
+    if (iteration >= 1) updateSplit = addSplit(updateSplit ?? { forward: 0, backward: 0, optimizer: 0, host: 0 }, splitUpdate(recs, performance.now() - segStart, cfg.vocabSize));
+    segStart = 0;
   };
-  const snaps: { t: number; c: ReturnType<typeof newCost> }[] = [];
+  collectProto.collect = function (this: unknown, o) {
+    cost = o.cost;
+    return origCollect.call(this, o);
+  };
+  sourceProto.next = async function (this: unknown, ...a: unknown[]) {
+    closeSegment();
+    const r = await origNext.apply(this, a);
+    if (timer) {
+      segStart = performance.now();
+      timer.start();
+    }
+    return r;
+  };
+  const snaps: { t: number; c: Cost }[] = [];
   const policy = toDevice(initHostParams(cfg, 0));
   const dir = mkdtempSync(join(tmpdir(), 'alignlab-bench-ppo-'));
   let summary;
@@ -242,50 +272,32 @@ async function ppoChild(): Promise<void> {
       policy: { cfg, params: policy, eosId: 2 }, prompts, reward: tokenReward((c) => c.filter((t) => t % 2 === 0).length / Math.max(1, c.length)),
       runDir: dir, iterations: flags.iterations, batchSize: B, numMiniBatches: p.miniBatches, ppoEpochs: p.epochs, maxNewTokens: maxNew,
       learningRate: p.lr, klCoef: 0.1, store: false, progress: false, seed: 1,
-      onIteration: () => void snaps.push({ t: performance.now(), c: { ...cost! } }),
+      onIteration: () => {
+        closeSegment(); // the iteration's last update (its checkpoint and logging stay outside the kernels)
+        snaps.push({ t: performance.now(), c: { ...cost! } });
+        iteration++;
+      },
     });
     summary = r.summary;
     free([r.policy, r.value.trunk, r.value.head]);
   } finally {
     rmSync(dir, { recursive: true, force: true });
-    proto.collect = orig;
+    collectProto.collect = origCollect;
+    sourceProto.next = origNext;
+    free(policy);
   }
   const n = snaps.length - 1;
   if (n < 1) throw new Error('PPO: need at least 2 iterations to time one after the first');
-  const per = (k: keyof ReturnType<typeof newCost>) => (snaps[n]!.c[k] - snaps[0]!.c[k]) / n;
+  const per = (k: keyof Cost) => (snaps[n]!.c[k] - snaps[0]!.c[k]) / n;
   const iter = summarize(snaps.slice(1).map((s, i) => s.t - snaps[i]!.t));
-  const updatesPerIter = p.miniBatches * p.epochs;
-  const mb = B / p.miniBatches;
-
-  // Forward share of an update: the policy (log-probs + entropy, as the loss computes them) and the value model
-  // on one minibatch, jitted, no gradient.
-  const T = Math.min(Math.ceil((Math.max(...prompts.map((x) => x.length)) + maxNew) / 8) * 8, cfg.maxPositions);
-  const params = toDevice(initHostParams(cfg, 0));
-  const h = initHead(cfg, 2);
-  const head = { w: np.array(h.w.data, { shape: h.w.shape }), b: np.array(h.b.data, { shape: h.b.shape }) };
-  const fwd = compile((pp: typeof params, hd: typeof head, ids: Arr, pos: Arr, valid: Arr) => {
-    const [lp, ent] = policyLogprobs(pp, cfg, ids, pos, valid, 0.7, true) as [Arr, Arr];
-    const v = scalarValues(pp, hd, cfg, ids, pos, valid);
-    return lp.sum().add(ent.sum()).add(v.sum());
-  });
-  const ids = Int32Array.from({ length: mb * T }, () => 3 + rng.int(cfg.vocabSize - 3));
-  const pos = Int32Array.from({ length: mb * T }, (_, i) => i % T);
-  const valid = new Int32Array(mb * T).fill(1);
-  const fs: number[] = [];
-  for (let i = 0; i < 2 + 6; i++) {
-    const t0 = performance.now();
-    await fwd(keep(params), keep(head), i32(ids, [mb, T]), i32(pos, [mb, T]), i32(valid, [mb, T])).data();
-    if (i >= 2) fs.push(performance.now() - t0);
-  }
-  fwd.dispose();
-  const updateForward = Math.min(per('update'), (summarize(fs).median / 1000) * updatesPerIter);
-  const phases = { generation: per('generation'), forward: per('forward'), reward: per('reward'), update: per('update'), updateForward, other: 0 };
+  const phases = { generation: per('generation'), forward: per('forward'), reward: per('reward'), update: per('update'), other: 0 };
   phases.other = Math.max(0, iter.median / 1000 - phases.generation - phases.forward - phases.reward - phases.update);
   const out: PpoResult = {
-    part: 'ppo', threads: threadsInfo().threads, iterationMs: { median: iter.median, min: iter.min, samples: iter.samples }, phases,
+    part: 'ppo', threads, iterationMs: { median: iter.median, min: iter.min, samples: iter.samples }, phases,
+    updateSplit: updateSplit ? scaleSplit(updateSplit, 1 / 1000 / n) : null,
     generatedTokensPerIter: summary!.generatedTokens / summary!.iterations,
     processedTokensPerIter: summary!.cost.tokensProcessed / summary!.iterations,
-    updatesPerIter, rssAfterInitMB, peakRssMB: peakMB(),
+    updatesPerIter: p.miniBatches * p.epochs, rssAfterInitMB, peakRssMB: peakMB(),
   };
   console.log(JSON.stringify(out));
 }
@@ -293,6 +305,9 @@ async function ppoChild(): Promise<void> {
 // ---- parent ---------------------------------------------------------------------------------------
 
 const pct = (x: number, of: number) => `${((100 * x) / of).toFixed(0)}%`;
+const splitNote = (s: Split, of: number, unit: string) =>
+  `forward ${s.forward.toFixed(unit === 'ms' ? 0 : 2)} ${unit} (${pct(s.forward, of)}), backward ${s.backward.toFixed(unit === 'ms' ? 0 : 2)} (${pct(s.backward, of)}), ` +
+  `clip+AdamW ${s.optimizer.toFixed(unit === 'ms' ? 0 : 2)} (${pct(s.optimizer, of)}), host ${s.host.toFixed(unit === 'ms' ? 0 : 2)} (${pct(s.host, of)})`;
 
 async function parent(): Promise<void> {
   const parts = flags.only === 'both' ? ['dpo', 'ppo'] : [flags.only];
@@ -313,11 +328,12 @@ async function parent(): Promise<void> {
       const r = (await runChild('dpo', n)) as DpoResult;
       results.push(r);
       const tps = r.tokensPerStep / (r.stepMs.median / 1000);
-      const { fwdMs, fwdBwdMs, fullMs } = r.pieces;
       rows.push({ name: `DPO step ours ${r.threads}T`, value: tps, unit: 'tok/s',
-        note: `trainDpo median ${r.stepMs.median.toFixed(0)} ms (best ${r.stepMs.min.toFixed(0)}), peak RSS ${r.peakRssMB.toFixed(0)} MB (${r.rssAfterInitMB.toFixed(0)} after init)` });
-      rows.push({ name: `DPO pieces ${r.threads}T`, value: fullMs, unit: 'ms',
-        note: `jitted step; forward ${fwdMs.toFixed(0)} ms (${pct(fwdMs, fullMs)}), backward ${(fwdBwdMs - fwdMs).toFixed(0)} ms (${pct(fwdBwdMs - fwdMs, fullMs)}), clip+AdamW ${(fullMs - fwdBwdMs).toFixed(0)} ms (${pct(fullMs - fwdBwdMs, fullMs)})` });
+        note: `trainDpo median ${r.stepMs.median.toFixed(0)} ms (best ${r.stepMs.min.toFixed(0)}), loss ${r.loss[0].toFixed(3)}→${r.loss[1].toFixed(3)}, peak RSS ${r.peakRssMB.toFixed(0)} MB (${r.rssAfterInitMB.toFixed(0)} after init)` });
+      if (r.split) {
+        const s = r.split, all = s.forward + s.backward + s.optimizer + s.host;
+        rows.push({ name: `DPO step split ${r.threads}T`, value: all, unit: 'ms', note: splitNote(s, all, 'ms') });
+      }
       console.error(`  DPO ${r.threads}T: ${tps.toFixed(0)} tok/s`);
       if (!bestDpo || r.stepMs.median < bestDpo.stepMs.median) bestDpo = r;
     }
@@ -329,7 +345,7 @@ async function parent(): Promise<void> {
     rows.push({ name: `DPO step torch cpu ${base.threads}T ${base.blas}`, value: base.tokens_per_s as number, unit: 'tok/s',
       note: `median ${(base.step_ms_median as number).toFixed(0)} ms, best ${(base.tokens_per_s_best as number).toFixed(0)} tok/s, no GQA (torch_step.py has none), torch ${base.torch}` });
     for (const r of results) if (r.part === 'dpo')
-      rows.push({ name: `ratio DPO ${r.threads}T`, value: r.tokensPerStep / (r.stepMs.median / 1000) / (base.tokens_per_s as number), unit: 'x', note: 'ours / torch' });
+      rows.push({ name: `ratio DPO ${r.threads}T`, value: r.tokensPerStep / (r.stepMs.median / 1000) / (base.tokens_per_s as number), unit: 'x', note: 'ours / torch (median)' });
   }
   if (parts.includes('ppo')) {
     for (const n of threads) {
@@ -339,9 +355,10 @@ async function parent(): Promise<void> {
       rows.push({ name: `PPO iteration ours ${r.threads}T`, value: r.iterationMs.median, unit: 'ms',
         note: `best ${r.iterationMs.min.toFixed(0)}; ${r.updatesPerIter} updates; peak RSS ${r.peakRssMB.toFixed(0)} MB (${r.rssAfterInitMB.toFixed(0)} after init)` });
       rows.push({ name: `PPO tokens ${r.threads}T`, value: r.processedTokensPerIter / s, unit: 'tok/s',
-        note: `processed (update + scoring forwards); generation ${(r.generatedTokensPerIter / ph.generation).toFixed(0)} new tok/s while generating` });
-      rows.push({ name: `PPO shares ${r.threads}T`, value: 100 * (ph.generation / s), unit: '% gen',
-        note: `generation ${pct(ph.generation, s)}, scoring fwd ${pct(ph.forward, s)}, reward ${pct(ph.reward, s)}, update fwd ~${pct(ph.updateForward, s)}, update bwd+AdamW ~${pct(ph.update - ph.updateForward, s)}, other ${pct(ph.other, s)}` });
+        note: `processed (update + scoring forwards) per second of iteration; ${(r.generatedTokensPerIter / ph.generation).toFixed(0)} new tok/s while generating` });
+      rows.push({ name: `PPO phases ${r.threads}T`, value: 100 * (ph.generation / s), unit: '% gen',
+        note: `generation ${pct(ph.generation, s)}, scoring forwards ${pct(ph.forward, s)}, reward ${pct(ph.reward, s)}, update ${pct(ph.update, s)}, other ${pct(ph.other, s)}` });
+      if (r.updateSplit) rows.push({ name: `PPO update split ${r.threads}T`, value: ph.update * 1000, unit: 'ms/iter', note: splitNote(r.updateSplit, ph.update, 's') });
       console.error(`  PPO ${r.threads}T: ${r.iterationMs.median.toFixed(0)} ms/iteration`);
     }
   }
