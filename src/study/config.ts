@@ -72,12 +72,13 @@ export const StudySchema = z
       .prefault({}),
     ppo: z
       .object({
-        klCoefs: z.array(z.number().nonnegative()).default([0.02, 0.1, 0.3]),
+        klCoefs: z.array(z.number().nonnegative()).default([0.05, 0.2, 0.5]),
         iterations: int(24),
         rolloutBatch: int(32),
         miniBatches: int(2),
         epochs: int(4),
-        lr: num(1e-3),
+        /** Measured on the quick base policy: at 1e-3 PPO-GT moved the gold reward 0.10 → 0.17 in 16 rollouts, at 3e-3 to 0.38. */
+        lr: num(3e-3),
         /** PPO with the gold reward (PPO-GT) at this KL coefficient. */
         gtKlCoef: num(0.1),
         gt: z.boolean().default(true),
@@ -105,7 +106,7 @@ export const QUICK: Record<string, unknown> = {
   dpo: { betas: [0.1, 0.5], steps: 24 },
   // SimPO (and GRPO) run in the default study; the quick one keeps the two methods it compares.
   simpo: { enabled: false },
-  ppo: { klCoefs: [0.1], iterations: 10, miniBatches: 2 },
+  ppo: { klCoefs: [0.2], iterations: 10, miniBatches: 2 },
   bestOfN: { ns: [1, 4, 16] },
 };
 
