@@ -2,20 +2,16 @@
 // confidence intervals over seeds and held-out prompts, method comparisons, stability, cost and complexity.
 // Pure functions over plain data (no engine import): fast, deterministic (seeded bootstrap), unit-testable.
 
+import { Rng } from '../engine/rng.js';
 import type { Checkpoint, Complexity, Method, Prerequisite, Run, StudyResults } from './types.js';
 import { METHOD_LABELS, settingLabel } from './types.js';
 
 // ---- small statistics ---------------------------------------------------------------------
 
-/** mulberry32: a tiny seeded PRNG (same algorithm as engine's Rng, without importing the engine). */
+/** A seeded uniform generator in [0, 1): the project's mulberry32 (engine/rng.ts, which loads no tensors). */
 export function makeRng(seed: number): () => number {
-  let s = seed >>> 0 || 0x9e3779b9;
-  return () => {
-    let t = (s = (s + 0x6d2b79f5) >>> 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const r = new Rng(seed);
+  return () => r.next();
 }
 
 export function mean(xs: readonly number[]): number {

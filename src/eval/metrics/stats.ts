@@ -1,32 +1,9 @@
-// Small statistics kit for evaluation: a seeded RNG (mulberry32, the engine's generator, copied so that
-// scoring never loads the tensor engine), means, spreads, percentiles and the percentile bootstrap.
+// Small statistics kit for evaluation: a seeded RNG, means, spreads, percentiles and the percentile bootstrap.
 
-export class SeededRng {
-  private s: number;
-  constructor(seed: number) {
-    this.s = seed >>> 0 || 0x9e3779b9;
-  }
-  next(): number {
-    let t = (this.s = (this.s + 0x6d2b79f5) >>> 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
-  int(n: number): number {
-    return Math.floor(this.next() * n);
-  }
-  normal(): number {
-    const u = 1 - this.next(), v = this.next();
-    return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
-  }
-  shuffle<T>(a: T[]): T[] {
-    for (let i = a.length - 1; i > 0; i--) {
-      const j = this.int(i + 1);
-      [a[i], a[j]] = [a[j]!, a[i]!];
-    }
-    return a;
-  }
-}
+import { Rng as SeededRng } from '../../engine/rng.js';
+
+/** The project's seeded generator (mulberry32), from a module that does not load the tensor engine. */
+export { SeededRng };
 
 /** A 32-bit FNV-1a hash, to derive per-item seeds that do not depend on iteration order. */
 export function hashSeed(...parts: (string | number)[]): number {
