@@ -12,7 +12,8 @@
 // gpt2 -> "gpt2" (fused qkv, learned positions). Tokenizers: byte-level BPE -> llama.cpp "gpt2"; our word-level
 // vocabularies -> llama.cpp "bert" (WordPiece), which tokenizes them identically (see ggufVocab).
 
-import { closeSync, fstatSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { writeFileAtomic } from './atomic.js';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import type { ModelConfig } from '../model/config.js';
 import type { HostParams, HostTensor } from '../model/params.js';
 import { checkParams, transpose2d } from './hf.js';
@@ -343,13 +344,7 @@ export function writeGGUFFile(path: string, metadata: [string, GGUFValue][], ten
     offset += pad(t.data.length * 4);
   }
   const head = Buffer.concat(parts);
-  const tmp = `${path}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
-  const fd = openSync(tmp, 'w');
-  try {
-    const write = (b: Uint8Array) => {
-      let o = 0;
-      while (o < b.length) o += writeSync(fd, b, o, b.length - o);
-    };
+  writeFileAtomic(path, (write) => {
     write(head);
     write(Buffer.alloc(pad(head.length) - head.length));
     for (const t of tensors) {
@@ -357,17 +352,7 @@ export function writeGGUFFile(path: string, metadata: [string, GGUFValue][], ten
       write(bytes);
       write(Buffer.alloc(pad(bytes.length) - bytes.length));
     }
-    closeSync(fd);
-    renameSync(tmp, path);
-  } catch (e) {
-    try {
-      closeSync(fd);
-    } catch {
-      /* already closed */
-    }
-    rmSync(tmp, { force: true });
-    throw e;
-  }
+  });
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -7,7 +7,8 @@
 // indexed entirely, without holes or overlaps. We read F32/F16/BF16 (and F64/I32/I64) into float32,
 // and write F32 with the header padded by spaces so the data starts 8-byte aligned.
 
-import { closeSync, fstatSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { writeFileAtomic } from './atomic.js';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { endianness } from 'node:os';
 import type { HostTensor } from '../model/params.js';
 
@@ -243,26 +244,10 @@ export function writeSafetensors(path: string, tensors: Record<string, HostTenso
   const hb = Buffer.from(json, 'utf-8');
   const len = Buffer.alloc(8);
   len.writeBigUInt64LE(BigInt(hb.length));
-  const tmp = `${path}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
-  const fd = openSync(tmp, 'w');
-  try {
-    writeAll(fd, len);
-    writeAll(fd, hb);
-    for (const t of Object.values(tensors)) writeAll(fd, new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
-    closeSync(fd);
-    renameSync(tmp, path);
-  } catch (e) {
-    try {
-      closeSync(fd);
-    } catch {
-      /* already closed */
-    }
-    rmSync(tmp, { force: true });
-    throw e;
-  }
+  writeFileAtomic(path, (write) => {
+    write(len);
+    write(hb);
+    for (const t of Object.values(tensors)) write(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
+  });
 }
 
-function writeAll(fd: number, b: Uint8Array): void {
-  let off = 0;
-  while (off < b.length) off += writeSync(fd, b, off, b.length - off);
-}
