@@ -46,6 +46,7 @@ const flags = parseFlags(process.argv.slice(2), {
   steps: { type: 'number', default: 8, help: 'DPO steps timed' },
   iterations: { type: 'number', default: 4, help: 'PPO iterations (the first one is excluded from timing)' },
   baseline: { type: 'boolean', default: true },
+  'torch-threads': { type: 'string', default: '2,1', help: 'PyTorch thread counts for the DPO baseline; the first is the headline' },
   child: { type: 'string', default: '' },
 });
 
@@ -315,6 +316,8 @@ async function parent(): Promise<void> {
   const threads = flags.threads.split(',').map((x) => Number(x.trim()));
   for (const n of threads) if (!Number.isInteger(n) || n < 1) throw new Error(`--threads: "${flags.threads}" is not a list of positive integers`);
   if (!(flags.warmup >= 1)) throw new Error('--warmup must be at least 1 (the first step compiles)');
+  const torchThreads = flags['torch-threads'].split(',').map((x) => Number(x.trim()));
+  for (const n of torchThreads) if (!Number.isInteger(n) || n < 1) throw new Error(`--torch-threads: "${flags['torch-threads']}" is not a list of positive integers`);
   const dev = deviceInfo({ device: 'wasm', threads: Math.max(...threads) });
   const { study, cfg } = await studyModel();
   const rows: Row[] = [];
@@ -338,14 +341,26 @@ async function parent(): Promise<void> {
       if (!bestDpo || r.stepMs.median < bestDpo.stepMs.median) bestDpo = r;
     }
   }
-  let base: BaselineResult | null = null;
-  if (parts.includes('dpo') && flags.baseline) {
-    base = await torchBaseline(['--arch', 'llama', '--dpo', '--layers', `${cfg.numLayers}`, '--dim', `${cfg.hiddenSize}`, '--heads', `${cfg.numHeads}`,
-      '--vocab', `${cfg.vocabSize}`, '--seq', `${study.task.T}`, '--batch', `${study.dpo.batchSize}`, '--ffn', `${cfg.intermediateSize}`, '--tied', '0', '--steps', `${flags.steps}`]);
-    rows.push({ name: `DPO step torch cpu ${base.threads}T ${base.blas}`, value: base.tokens_per_s as number, unit: 'tok/s',
-      note: `median ${(base.step_ms_median as number).toFixed(0)} ms, best ${(base.tokens_per_s_best as number).toFixed(0)} tok/s, no GQA (torch_step.py has none), torch ${base.torch}` });
-    for (const r of results) if (r.part === 'dpo')
-      rows.push({ name: `ratio DPO ${r.threads}T`, value: r.tokensPerStep / (r.stepMs.median / 1000) / (base.tokens_per_s as number), unit: 'x', note: 'ours / torch (median)' });
+  let base: BaselineResult | null = null; // the headline baseline: torch at the first of --torch-threads (2)
+  for (const tt of parts.includes('dpo') && flags.baseline ? torchThreads : []) {
+    // torch-env.sh takes OPENBLAS_NUM_THREADS from the environment (default 2).
+    const saved = process.env.OPENBLAS_NUM_THREADS;
+    process.env.OPENBLAS_NUM_THREADS = String(tt);
+    let b: BaselineResult;
+    try {
+      b = await torchBaseline(['--arch', 'llama', '--dpo', '--layers', `${cfg.numLayers}`, '--dim', `${cfg.hiddenSize}`, '--heads', `${cfg.numHeads}`, '--vocab', `${cfg.vocabSize}`,
+        '--seq', `${study.task.T}`, '--batch', `${study.dpo.batchSize}`, '--ffn', `${cfg.intermediateSize}`, '--tied', '0', '--steps', `${flags.steps}`, '--threads', `${tt}`]);
+    } finally {
+      if (saved === undefined) delete process.env.OPENBLAS_NUM_THREADS;
+      else process.env.OPENBLAS_NUM_THREADS = saved;
+    }
+    base ??= b;
+    rows.push({ name: `DPO step torch cpu ${b.threads}T ${b.blas}`, value: b.tokens_per_s as number, unit: 'tok/s',
+      note: `median ${(b.step_ms_median as number).toFixed(0)} ms, best ${(b.tokens_per_s_best as number).toFixed(0)} tok/s, no GQA (torch_step.py has none), torch ${b.torch}` });
+    for (const r of results)
+      if (r.part === 'dpo')
+        rows.push({ name: `ratio DPO ${r.threads}T / torch ${b.threads}T`, value: r.tokensPerStep / (r.stepMs.median / 1000) / (b.tokens_per_s as number), unit: 'x',
+          note: `median; best/best ${(r.tokensPerStep / (r.stepMs.min / 1000) / (b.tokens_per_s_best as number)).toFixed(2)}` });
   }
   if (parts.includes('ppo')) {
     for (const n of threads) {

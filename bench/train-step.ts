@@ -7,7 +7,7 @@
 // read once per step), but loop.ts imports the SQLite store, and a native module cannot travel in the bundle that
 // runs this script on the GPU machine (shared/gpu/README.md).
 //
-//   node --import tsx bench/train-step.ts                  # GPT-2 and Llama shapes, our side with 1 and 2 threads
+//   node --import tsx bench/train-step.ts                  # GPT-2 and Llama shapes, ours and PyTorch with 1 and 2 threads
 //   node --import tsx bench/train-step.ts --arch gpt2 --threads 2 --steps 6
 //   node --import tsx bench/train-step.ts --device webgpu  # GPU machine: PyTorch on CUDA (see shared/gpu/README.md)
 //
@@ -39,8 +39,9 @@ const flags = parseFlags(process.argv.slice(2), {
   seq: { type: 'number', default: 128 },
   batch: { type: 'number', default: 8 },
   warmup: { type: 'number', default: 2 },
-  steps: { type: 'number', default: 8 },
+  steps: { type: 'number', default: 6 },
   baseline: { type: 'boolean', default: true, help: '--no-baseline skips PyTorch (then no ratio line)' },
+  'torch-threads': { type: 'string', default: '2,1', help: 'PyTorch thread counts on the CPU; the first is the headline baseline' },
   'torch-script': { type: 'string', default: '', help: 'path of torch_step.py (default: found next to this script)' },
   child: { type: 'boolean', default: false },
 });
@@ -172,8 +173,18 @@ function torchArgs(arch: Arch): string[] {
     '--seq', `${s.seq}`, '--batch', `${s.batch}`, '--ffn', `${s.ffn}`, '--tied', s.tied ? '1' : '0', '--steps', `${flags.steps}`];
 }
 
-async function baseline(arch: Arch): Promise<BaselineResult> {
-  if (flags.device === 'wasm') return torchBaseline(torchArgs(arch)); // CPU: OpenBLAS-pthread, 2 threads, checked
+async function baseline(arch: Arch, threads = 2): Promise<BaselineResult> {
+  if (flags.device === 'wasm') {
+    // CPU: OpenBLAS-pthread (checked by torchBaseline); torch-env.sh takes OPENBLAS_NUM_THREADS from the environment.
+    const saved = process.env.OPENBLAS_NUM_THREADS;
+    process.env.OPENBLAS_NUM_THREADS = String(threads);
+    try {
+      return await torchBaseline([...torchArgs(arch), '--threads', String(threads)]);
+    } finally {
+      if (saved === undefined) delete process.env.OPENBLAS_NUM_THREADS;
+      else process.env.OPENBLAS_NUM_THREADS = saved;
+    }
+  }
   // GPU machine: the same script on CUDA. It needs a --device option; refuse rather than compare a GPU to a CPU.
   const script = torchScript();
   if (!/--device/.test(readFileSync(script, 'utf8')))
@@ -189,7 +200,10 @@ async function parent(): Promise<void> {
   const dev = deviceInfo({ device: flags.device, threads: Math.max(...threadList) });
   const rows: Row[] = [];
   const ours = new Map<Arch, ChildResult[]>();
-  const base = new Map<Arch, BaselineResult>();
+  const base = new Map<Arch, BaselineResult>(); // the headline baseline per arch (first of --torch-threads)
+  const extraBase: [Arch, BaselineResult][] = [];
+  const torchThreads = flags.device === 'wasm' ? flags['torch-threads'].split(',').map((x) => Number(x.trim())) : [0];
+  for (const n of torchThreads) if (!Number.isInteger(n) || n < 0) throw new Error(`--torch-threads: "${flags['torch-threads']}" is not a list of thread counts`);
   const passthrough = process.argv.slice(2).filter((a) => a !== '--child');
   for (const arch of archs) {
     for (const n of threadList) {
@@ -202,14 +216,15 @@ async function parent(): Promise<void> {
         note: `median ${r.stepMs.median.toFixed(0)} ms, best ${(r.tokensPerStep / (r.stepMs.min / 1000)).toFixed(0)} tok/s, 1st step ${(r.compileMs / 1000).toFixed(1)} s, loss ${r.lossFirst.toFixed(3)}→${r.lossLast.toFixed(3)}, ${(r.params / 1e6).toFixed(2)}M params, RSS ${r.peakRssMB.toFixed(0)} MB` });
       console.error(`  ${rows[rows.length - 1]!.name}: ${tps.toFixed(0)} tok/s`);
     }
-    if (flags.baseline) {
+    for (const tt of flags.baseline ? torchThreads : []) {
       // Our numbers are kept when the baseline cannot run (e.g. a GPU machine without torch_step.py --device).
-      const b = await baseline(arch).catch((e: Error) => (console.error(`baseline failed: ${e.message}`), null));
+      const b = await baseline(arch, tt).catch((e: Error) => (console.error(`baseline failed: ${e.message}`), null));
       if (!b) {
         process.exitCode = 1;
-        continue;
+        break;
       }
-      base.set(arch, b);
+      if (!base.has(arch)) base.set(arch, b);
+      extraBase.push([arch, b]);
       rows.push({ name: `torch ${arch} ${flags.device === 'wasm' ? `cpu ${b.threads}T ${b.blas}` : 'cuda'}`, value: b.tokens_per_s as number, unit: 'tok/s',
         note: `median ${(b.step_ms_median as number).toFixed(0)} ms, best ${(b.tokens_per_s_best as number).toFixed(0)} tok/s, torch ${b.torch}, loss ${(b.loss_first as number).toFixed(3)}→${(b.loss_last as number).toFixed(3)}, ${((b.params as number) / 1e6).toFixed(2)}M params` });
       console.error(`  ${rows[rows.length - 1]!.name}: ${(b.tokens_per_s as number).toFixed(0)} tok/s`);
@@ -217,12 +232,12 @@ async function parent(): Promise<void> {
   }
   const best = (rs: ChildResult[]) => rs.reduce((a, b) => (a.stepMs.median <= b.stepMs.median ? a : b));
   const tokps = (r: ChildResult) => r.tokensPerStep / (r.stepMs.median / 1000);
-  // One ratio row per (arch, threads); the headline is the first arch (GPT-2 by default) at its fastest thread count.
-  for (const arch of archs) {
-    const b = base.get(arch);
-    if (!b) continue;
-    for (const r of ours.get(arch)!) rows.push({ name: `ratio ${arch} ${r.threads}T`, value: tokps(r) / (b.tokens_per_s as number), unit: 'x', note: 'ours / torch (median tok/s)' });
-  }
+  // One ratio row per (arch, our threads, torch threads); the headline is the first arch (GPT-2 by default) at our
+  // fastest thread count against torch at the first of --torch-threads (2).
+  for (const [arch, b] of extraBase)
+    for (const r of ours.get(arch)!)
+      rows.push({ name: `ratio ${arch} ${r.threads}T / torch ${b.threads}T`, value: tokps(r) / (b.tokens_per_s as number), unit: 'x',
+        note: `median; best/best ${((r.tokensPerStep / (r.stepMs.min / 1000)) / (b.tokens_per_s_best as number)).toFixed(2)}` });
   const head = archs[0]!;
   const headOurs = best(ours.get(head)!);
   const headBase = base.get(head);
@@ -237,7 +252,7 @@ async function parent(): Promise<void> {
     rows,
     ours: tokps(headOurs),
     baseline: headBase.tokens_per_s as number,
-    extra: { headline: `${head} ${headOurs.threads}T`, config: archs.map(shape), ours: Object.fromEntries(ours), baseline: Object.fromEntries(base), command: `bench/train-step.ts ${process.argv.slice(2).join(' ')}` },
+    extra: { headline: `${head} ${headOurs.threads}T`, config: archs.map(shape), ours: Object.fromEntries(ours), baseline: extraBase, command: `bench/train-step.ts ${process.argv.slice(2).join(' ')}` },
   });
 }
 
