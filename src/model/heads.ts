@@ -31,3 +31,17 @@ export function scalarValues(trunk: Params, head: HeadParams, cfg: ModelConfig, 
   const h = hidden(trunk, cfg, ids, pos, valid).reshape([B * T, cfg.hiddenSize]);
   return np.matmul(h, head.w.ref).add(head.b.ref).reshape([B, T]);
 }
+
+/**
+ * The value at the last position where mask ≠ 0, per row: values [B,T] (a scalar head's output at every
+ * position), mask [B,T] (1 = real token) → [B]. Works for right padding, left padding and anything between,
+ * because it looks for the last real token, not at `length − 1`. A row with no real token gives 0.
+ * Gradient flows to `values` at the picked position only.
+ */
+export function lastTokenValues(values: Arr, mask: Arr): Arr {
+  const T = values.shape[1]!;
+  const pos = np.arange(T);
+  const last = np.where(mask.greater(0), pos.ref, -1).max(-1); // [B] int32, −1 when the row is empty
+  const pick = last.reshape([-1, 1]).equal(pos); //                 [B,T] one-hot of that position
+  return np.where(pick, values, 0).sum(-1);
+}

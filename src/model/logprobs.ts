@@ -1,5 +1,5 @@
-// Per-token log-probabilities, sequence log-probabilities and entropy from logits: the shared first step
-// of every loss in src/train (SFT, DPO, PPO, GRPO, RLOO).
+// Per-token log-probabilities, sequence log-probabilities and entropy from logits: the step from a model's output
+// to every loss in src/train (SFT, DPO, PPO, GRPO, RLOO) and to scoring (src/model/score.ts).
 //
 // Ownership: every function consumes its array arguments, like jax-js ops and jitted functions
 // (pass `x.ref` to keep yours). All of them are jit-safe: the target pick is `where(equal(arange))`, not

@@ -5,7 +5,7 @@
 import { compile, i32, keep, type Arr } from '../engine/index.js';
 import type { ModelConfig } from './config.js';
 import { forward, type Params } from './decoder.js';
-import { tokenLogprobsAndEntropy } from '../train/logprobs.js';
+import { tokenLogprobsAndEntropy } from './logprobs.js';
 
 export interface ScoredSequence {
   /** logprobs[j] = log p(seq[j+1] | seq[..j]), j = 0 … len−2. */

@@ -14,14 +14,13 @@ import { join } from 'node:path';
 import { compile, free, i32, initEngine, keep, np, takeF32, type Arr } from '../engine/index.js';
 import type { ModelConfig } from '../model/config.js';
 import type { Params } from '../model/decoder.js';
-import { scalarValues, type HeadParams, type ScalarModel } from '../model/heads.js';
+import { lastTokenValues, scalarValues, type HeadParams, type ScalarModel } from '../model/heads.js';
 import type { HostParams, HostTensor } from '../model/params.js';
 import { toDevice, toHost } from '../model/weights.js';
 import { rightPad } from '../model/score.js';
 import { loadHFDir, saveHFDir } from '../formats/hf.js';
 import { readSafetensors, writeSafetensors } from '../formats/safetensors.js';
 import type { Tokenizer } from '../formats/tokenizer.js';
-import { lastTokenValues } from '../train/reward.js';
 import type { RewardFn } from './types.js';
 
 const roundUp = (n: number, m: number) => Math.ceil(n / m) * m;

@@ -20,7 +20,7 @@
 // Ownership: consumes its array arguments (pass `x.ref` to keep yours); jit-safe. Losses are batch means.
 
 import { np, nn, lax, type Arr } from '../engine/index.js';
-import { logSigmoid } from './logprobs.js';
+import { logSigmoid } from '../model/logprobs.js';
 
 export type DpoLossType = 'sigmoid' | 'ipo' | 'hinge' | 'robust';
 export const DPO_LOSS_TYPES: readonly DpoLossType[] = ['sigmoid', 'ipo', 'hinge', 'robust'];

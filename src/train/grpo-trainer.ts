@@ -19,7 +19,7 @@ import type { RewardFn } from '../rewards/types.js';
 import { GRPO_DEFAULTS, GRPO_LOSS_TYPES, groupAdvantages, grpoLoss, type GrpoLossType } from './grpo.js';
 import { RLOO_DEFAULTS, rlooAdvantages, rlooLoss } from './rloo.js';
 import { applyMissingEosPenalty } from './ppo.js';
-import { sequenceLogprob } from './logprobs.js';
+import { sequenceLogprob } from '../model/logprobs.js';
 import { maskedMean } from './whiten.js';
 import {
   completionStats, newCost, newTally, OnlineSource, policyLogprobs, promptIds, Reference, resolvePolicy, RolloutEngine, rowSums, runOnline, sequenceColumns,

@@ -11,7 +11,7 @@ import { lmBatch, lmBatchToDevice, pairBatch, ShuffledBatches, type LmBatch, typ
 import { lmLoss } from './sft.js';
 import { rewardLoss, lastTokenValues } from './reward.js';
 import { dpoLoss, simpoLoss, type DpoLossType } from './dpo.js';
-import { tokenLogprobs } from './logprobs.js';
+import { tokenLogprobs } from '../model/logprobs.js';
 import { lossEvaluator, train, type Batch, type TrainOptions, type TrainSummary } from './loop.js';
 
 /** What every offline trainer takes besides its data: the loop's options minus the pieces it builds. */

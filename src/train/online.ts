@@ -28,7 +28,7 @@ import type { LM } from '../model/lm.js';
 import type { Tokenizer } from '../formats/tokenizer.js';
 import { readSafetensors, writeSafetensors } from '../formats/safetensors.js';
 import { scoreBatch, type RewardFn } from '../rewards/types.js';
-import { tokenLogprobsAndEntropy } from './logprobs.js';
+import { tokenLogprobsAndEntropy } from '../model/logprobs.js';
 import { emaUpdate } from './ppo.js';
 import { hostToTree, listCheckpoints, treeToHost } from './checkpoint.js';
 import { train, type Batch, type DataSource, type StepContext, type TrainSummary } from './loop.js';

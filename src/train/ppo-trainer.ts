@@ -27,7 +27,7 @@ import { compile, keep, np, type Arr } from '../engine/index.js';
 import type { ModelConfig } from '../model/config.js';
 import { hidden, lmHead, type Params } from '../model/decoder.js';
 import { initHead, scalarValues, type HeadParams, type ScalarModel } from '../model/heads.js';
-import { tokenLogprobsAndEntropy } from './logprobs.js';
+import { tokenLogprobsAndEntropy } from '../model/logprobs.js';
 import type { RewardFn } from '../rewards/types.js';
 import type { RewardModel } from '../rewards/model.js';
 import { PPO_DEFAULTS, ppoAdvantages, ppoLoss } from './ppo.js';

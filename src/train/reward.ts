@@ -11,7 +11,7 @@
 // Ownership: consumes its array arguments (pass `x.ref` to keep yours); jit-safe.
 
 import { np, lax, type Arr } from '../engine/index.js';
-import { logSigmoid } from './logprobs.js';
+import { logSigmoid } from '../model/logprobs.js';
 
 export interface RewardLossOptions {
   /** Per-pair margin m [B] (array) or one number for all pairs. Default 0 (no margin). */
@@ -43,16 +43,5 @@ export function rewardLoss(rChosen: Arr, rRejected: Arr, opts: RewardLossOptions
   return { loss, metrics };
 }
 
-/**
- * The value at the last position where mask ≠ 0, per row: values [B,T] (a scalar head's output at every
- * position), mask [B,T] (1 = real token) → [B]. Works for right padding, left padding and anything between,
- * because it looks for the last real token, not at `length − 1`. A row with no real token gives 0.
- * Gradient flows to `values` at the picked position only.
- */
-export function lastTokenValues(values: Arr, mask: Arr): Arr {
-  const T = values.shape[1]!;
-  const pos = np.arange(T);
-  const last = np.where(mask.greater(0), pos.ref, -1).max(-1); // [B] int32, −1 when the row is empty
-  const pick = last.reshape([-1, 1]).equal(pos); //                 [B,T] one-hot of that position
-  return np.where(pick, values, 0).sum(-1);
-}
+// Reading the reward at the last real token is the reward head's job (model/heads.ts); re-exported for the loss's users.
+export { lastTokenValues } from '../model/heads.js';

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
 import { jit, valueAndGrad, currentDevice, type Arr } from '../../../src/engine/index.js';
-import { tokenLogprobsAndEntropy, nextTokenLogprobs, sequenceLogprob, entropyFromLogits } from '../../../src/train/logprobs.js';
+import { tokenLogprobsAndEntropy, nextTokenLogprobs, sequenceLogprob, entropyFromLogits } from '../../../src/model/logprobs.js';
 import { sftLoss } from '../../../src/train/sft.js';
 import { rewardLoss, lastTokenValues } from '../../../src/train/reward.js';
 import { dpoLoss, simpoLoss, DPO_LOSS_TYPES } from '../../../src/train/dpo.js';

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { np, jit, grad, valueAndGrad, type Arr } from '../../../src/engine/index.js';
-import { tokenLogprobs, tokenLogprobsAndEntropy, nextTokenLogprobs, shiftMask, sequenceLogprob, entropyFromLogits, logSigmoid } from '../../../src/train/logprobs.js';
+import { tokenLogprobs, tokenLogprobsAndEntropy, nextTokenLogprobs, shiftMask, sequenceLogprob, entropyFromLogits, logSigmoid } from '../../../src/model/logprobs.js';
 import { ready, read, close, f32, i32, normals, round32, logSoftmax64, logSigmoid64, sigmoid64 } from './helpers.js';
 
 await ready;
