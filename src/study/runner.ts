@@ -416,7 +416,7 @@ export class StudyRunner {
         evalEvery: evalEvery(c.steps, cfg.eval.checkpoints),
         extraEval: record,
       });
-      free(params);
+      await this.keepPolicy(run, params);
       return { ...zeroCost(), tokensProcessed: summary.totalTokens, backwardSeconds: summary.stepSeconds * summary.step, peakRssBytes: summary.peakRssMB * 2 ** 20 };
     }
     if (p.method === 'ppo' || p.method === 'ppo-gt') {
@@ -438,7 +438,7 @@ export class StudyRunner {
         evalEvery: evalEvery(c.iterations, cfg.eval.checkpoints),
         evalFn: (pol, it) => record(pol, it),
       });
-      free(policy);
+      await this.keepPolicy(run, policy);
       free(value.head);
       if (value.trunk !== this.base.params) free(value.trunk);
       return onlineCost(summary);
@@ -459,11 +459,22 @@ export class StudyRunner {
         evalEvery: evalEvery(c.iterations, cfg.eval.checkpoints),
         evalFn: (pol: Params, it: number) => record(pol, it),
       });
-      free(policy);
+      await this.keepPolicy(run, policy);
       return onlineCost(summary);
     }
     if (p.method === 'best-of-n') return this.bestOfN(run, seed);
     throw new Error(`study: method ${p.method} is not wired into the runner`);
+  }
+
+  /**
+   * Save the first seed's trained policy as an HF model directory (models/<run id>), so it can be
+   * evaluated (`alignlab eval` with local:), served or exported like any other model; then free it.
+   */
+  private async keepPolicy(run: Run, params: Params): Promise<void> {
+    if (run.seed !== this.cfg.seed) return free(params);
+    const lm = new LM(this.modelCfg, params, this.base.tokenizer, run.id);
+    await lm.save(join(this.out, 'models', run.id));
+    lm.dispose();
   }
 
   /** The gold reward of a completion's tokens (EOS dropped), detokenized the way evaluation does it. */

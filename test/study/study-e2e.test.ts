@@ -61,9 +61,15 @@ test('alignlab study --quick: interrupted, resumed, and reported', { timeout: 20
 
   // Every planned method produced a finished run with checkpoints and a measured cost.
   const runs = runFiles().map((f) => JSON.parse(readFileSync(join(out, 'runs', f), 'utf-8')) as { method: string; status: string; checkpoints: unknown[]; cost: { wallSeconds: number } });
-  for (const m of ['dpo', 'ppo', 'ppo-gt', 'simpo', 'best-of-n']) assert.ok(runs.some((r) => r.method === m), `a ${m} run`);
+  for (const m of ['dpo', 'ppo', 'ppo-gt', 'best-of-n']) assert.ok(runs.some((r) => r.method === m), `a ${m} run`);
   for (const r of runs) {
     assert.ok(r.checkpoints.length >= 2, `${r.method} has checkpoints`);
     assert.ok(r.cost.wallSeconds > 0);
+  }
+  // Trained policies are ordinary model directories, ready for `alignlab eval` / `serve` / `export`.
+  for (const m of ['dpo', 'ppo', 'ppo-gt']) {
+    const dir = readdirSync(join(out, 'models')).find((d) => d.startsWith(`${m}-`));
+    assert.ok(dir, `a saved ${m} policy`);
+    for (const f of ['config.json', 'model.safetensors', 'tokenizer.json']) assert.ok(existsSync(join(out, 'models', dir!, f)), `${dir}/${f}`);
   }
 });
