@@ -17,6 +17,13 @@ const MASKED = -1e9;
 
 // ---- small pieces ------------------------------------------------------------------------------
 
+/**
+ * A materialised copy of a view. jax-js fuses views (repeat, transpose) into the next matmul's index math,
+ * and inside forward-only programs that made those matmuls 10–25x slower (bench/RESULTS.md); summing over a
+ * unit axis forces a plain buffer first. Values and gradients are unchanged.
+ */
+const contiguous = (x: Arr): Arr => x.reshape([...x.shape, 1]).sum(-1);
+
 /** x [N, in] @ W [in, out] (+ b). */
 function linear(x: Arr, w: Arr, b?: Arr): Arr {
   const y = np.matmul(x, w.ref);
@@ -60,8 +67,8 @@ function applyRope(x: Arr, cos: Arr, sin: Arr): Arr {
 function attend(q: Arr, k: Arr, v: Arr, mask: Arr): Arr {
   const H = q.shape[1]!, K = k.shape[1]!, D = q.shape[3]!;
   if (H !== K) {
-    k = np.repeat(k, H / K, 1);
-    v = np.repeat(v, H / K, 1);
+    k = contiguous(np.repeat(k, H / K, 1));
+    v = contiguous(np.repeat(v, H / K, 1));
   }
   const scores = np.matmul(q, k.transpose([0, 1, 3, 2])).mul(1 / Math.sqrt(D));
   return np.matmul(nn.softmax(np.where(mask.ref, scores, MASKED), -1), v);
@@ -150,7 +157,7 @@ function block(
     k = np.where(write.isSlot.ref, k, write.cache.k[li]!.ref);
     v = np.where(write.isSlot.ref, v, write.cache.v[li]!.ref);
   }
-  const y = attend(q, k.ref, v.ref, mask).transpose([0, 2, 1, 3]).reshape([B * T, H * D]);
+  const y = contiguous(attend(q, k.ref, v.ref, mask).transpose([0, 2, 1, 3])).reshape([B * T, H * D]);
   x = x.add(linear(y, l.wo, l.bo).reshape([B, T, C]));
   const h2 = norm(cfg, l.ln2, x.ref).reshape([B * T, C]);
   const m = traits(cfg).moe ? moeMlp(cfg, l, h2) : denseMlp(cfg, l, h2);
