@@ -99,7 +99,7 @@ export type StudyConfig = z.infer<typeof StudySchema>;
 export const QUICK: Record<string, unknown> = {
   seeds: 1,
   corpus: { trainPrompts: 512, heldOutPrompts: 32 },
-  pretrain: { steps: 120, warmup: 10 },
+  pretrain: { steps: 100, warmup: 10 },
   prefs: { prompts: 512 },
   rm: { steps: 60 },
   eval: { prompts: 32, checkpoints: 2 },
