@@ -35,7 +35,7 @@ export const StudySchema = z
       })
       .strict()
       .prefault({}),
-    pretrain: z.object({ steps: int(500), batchSize: int(32), lr: num(3e-3), warmup: z.number().int().nonnegative().default(30) }).strict().prefault({}),
+    pretrain: z.object({ steps: int(400), batchSize: int(32), lr: num(3e-3), warmup: z.number().int().nonnegative().default(30) }).strict().prefault({}),
     task: z
       .object({
         /** Continuation length in tokens (the DPO paper's IMDb task sampled short continuations too). */
@@ -65,15 +65,15 @@ export const StudySchema = z
       })
       .strict()
       .prefault({}),
-    dpo: z.object({ betas: z.array(z.number().positive()).default([0.05, 0.1, 0.5, 1]), steps: int(60), batchSize: int(32), lr: num(1e-3) }).strict().prefault({}),
+    dpo: z.object({ betas: z.array(z.number().positive()).default([0.05, 0.1, 0.5, 1]), steps: int(40), batchSize: int(32), lr: num(1e-3) }).strict().prefault({}),
     simpo: z
-      .object({ enabled: z.boolean().default(true), beta: num(2), gamma: num(1), steps: int(60), batchSize: int(32), lr: num(1e-3) })
+      .object({ enabled: z.boolean().default(true), beta: num(2), gamma: num(1), steps: int(40), batchSize: int(32), lr: num(1e-3) })
       .strict()
       .prefault({}),
     ppo: z
       .object({
         klCoefs: z.array(z.number().nonnegative()).default([0.05, 0.2, 0.5]),
-        iterations: int(24),
+        iterations: int(16),
         rolloutBatch: int(32),
         miniBatches: int(2),
         epochs: int(4),
