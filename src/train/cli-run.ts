@@ -288,6 +288,32 @@ function onlineRewardFunction(c: TrainConfig<'ppo' | 'grpo' | 'rloo'>): RewardFn
   }
 }
 
+/** The options PPO, GRPO and RLOO share: the policy, prompts, run bookkeeping and the loop's optimisation settings. */
+function onlineRunOptions(c: TrainConfig<'ppo' | 'grpo' | 'rloo'>, m: TrainModel, params: Params, eosId: number | null, prompts: number[][], o: RunOptions, iterations: number, updatesPerIteration: number) {
+  const lo = loopOptions(c, iterations);
+  const stopAfter = o.stopAfter;
+  return {
+    policy: { cfg: m.cfg, params, tokenizer: m.tokenizer, eosId },
+    prompts,
+    runDir: c.output_dir,
+    runId: c.run_name,
+    config: c,
+    iterations,
+    learningRate: c.learning_rate,
+    optimizer: lo.optimizer && { b1: lo.optimizer.b1, b2: lo.optimizer.b2, eps: lo.optimizer.eps, weightDecay: lo.optimizer.weightDecay },
+    // The schedule runs over updates; warmup_steps counts updates too (HF semantics).
+    schedule: { kind: c.lr_scheduler_type, warmupSteps: c.warmup_steps > 0 ? c.warmup_steps : Math.ceil(c.warmup_ratio * iterations * updatesPerIteration), minLrRatio: c.min_lr_ratio },
+    maxGradNorm: lo.maxGradNorm,
+    seed: c.seed,
+    checkpointEvery: c.save_steps,
+    keepCheckpoints: c.save_total_limit,
+    resume: o.resume,
+    progress: o.progress ?? 'auto',
+    signal: o.signal,
+    onIteration: stopAfter !== undefined ? ({ iteration }: { iteration: number }) => (iteration >= stopAfter && iteration < iterations ? ('stop' as const) : undefined) : undefined,
+  };
+}
+
 async function runPpo(c: TrainConfig<'ppo'>, m: TrainModel, enc: Encoder, o: RunOptions, log: (l: string) => void): Promise<RunResult> {
   const { trainPpo } = await import('./ppo-trainer.js');
   const p = c.ppo;
@@ -296,38 +322,19 @@ async function runPpo(c: TrainConfig<'ppo'>, m: TrainModel, enc: Encoder, o: Run
   const B = c.per_device_train_batch_size * c.gradient_accumulation_steps * p.num_mini_batches;
   if (prompts.length < B) throw configError(c, `${c.data.train} has ${prompts.length} prompts, fewer than one rollout of ${B} (per_device_train_batch_size × gradient_accumulation_steps × ppo.num_mini_batches)`);
   const iterations = c.max_steps ?? Math.max(1, Math.ceil((c.num_train_epochs * prompts.length) / B));
-  const lo = loopOptions(c, iterations);
   const updatesPerIteration = p.num_ppo_epochs * p.num_mini_batches;
   const reward = onlineRewardFunction(c);
   await enc.start();
   const rm = p.reward.model ? await loadRewardModel(p.reward.model, { device: currentDevice() }) : null;
   log(`ppo: ${prompts.length} prompts, ${B} completions of ≤${p.response_length} tokens per iteration, ${iterations} iterations × ${updatesPerIteration} updates; reward ${p.reward.model ?? p.reward.function}`);
   const params = toDevice(m.params) as Params;
-  const stopAfter = o.stopAfter;
   let finalDir: string | null = null;
   let summary: TrainSummary;
   try {
     const r = await trainPpo({
-      policy: { cfg: m.cfg, params, tokenizer: m.tokenizer, eosId: enc.eosId },
-      prompts,
+      ...onlineRunOptions(c, m, params, enc.eosId, prompts, o, iterations, updatesPerIteration),
       reward,
       rewardModel: rm ?? undefined,
-      runDir: c.output_dir,
-      runId: c.run_name,
-      config: c,
-      iterations,
-      learningRate: c.learning_rate,
-      optimizer: lo.optimizer && { b1: lo.optimizer.b1, b2: lo.optimizer.b2, eps: lo.optimizer.eps, weightDecay: lo.optimizer.weightDecay },
-      // The schedule runs over updates; warmup_steps counts updates too (HF semantics).
-      schedule: { kind: c.lr_scheduler_type, warmupSteps: c.warmup_steps > 0 ? c.warmup_steps : Math.ceil(c.warmup_ratio * iterations * updatesPerIteration), minLrRatio: c.min_lr_ratio },
-      maxGradNorm: lo.maxGradNorm,
-      seed: c.seed,
-      checkpointEvery: c.save_steps,
-      keepCheckpoints: c.save_total_limit,
-      resume: o.resume,
-      progress: o.progress ?? 'auto',
-      signal: o.signal,
-      onIteration: stopAfter !== undefined ? ({ iteration }) => (iteration >= stopAfter && iteration < iterations ? 'stop' : undefined) : undefined,
       batchSize: B,
       numMiniBatches: p.num_mini_batches,
       ppoEpochs: p.num_ppo_epochs,
@@ -386,28 +393,10 @@ async function runGroup(c: TrainConfig<'grpo' | 'rloo'>, m: TrainModel, enc: Enc
   const rm = rmDir ? await loadRewardModel(rmDir, { device: currentDevice() }) : null;
   if (rm) reward = rm.rewardFn();
   log(`${c.algorithm}: ${prompts.length} prompts, ${promptsPerIteration} prompts × ${G} completions of ≤${g.max_completion_length} tokens per iteration, ${iterations} iterations × ${updatesPerIteration} updates; reward ${rmDir ?? g.reward.function}`);
-  const lo = loopOptions(c, iterations);
   const params = toDevice(m.params) as Params;
-  const stopAfter = o.stopAfter;
   const common = {
-    policy: { cfg: m.cfg, params, tokenizer: m.tokenizer, eosId: enc.eosId },
-    prompts,
+    ...onlineRunOptions(c, m, params, enc.eosId, prompts, o, iterations, updatesPerIteration),
     reward: reward!,
-    runDir: c.output_dir,
-    runId: c.run_name,
-    config: c,
-    iterations,
-    learningRate: c.learning_rate,
-    optimizer: lo.optimizer && { b1: lo.optimizer.b1, b2: lo.optimizer.b2, eps: lo.optimizer.eps, weightDecay: lo.optimizer.weightDecay },
-    schedule: { kind: c.lr_scheduler_type, warmupSteps: c.warmup_steps > 0 ? c.warmup_steps : Math.ceil(c.warmup_ratio * iterations * updatesPerIteration), minLrRatio: c.min_lr_ratio },
-    maxGradNorm: lo.maxGradNorm,
-    seed: c.seed,
-    checkpointEvery: c.save_steps,
-    keepCheckpoints: c.save_total_limit,
-    resume: o.resume,
-    progress: o.progress ?? 'auto',
-    signal: o.signal,
-    onIteration: stopAfter !== undefined ? ({ iteration }: { iteration: number }) => (iteration >= stopAfter && iteration < iterations ? 'stop' as const : undefined) : undefined,
     promptsPerIteration,
     numGenerations: G,
     numIterations: g.num_iterations,
