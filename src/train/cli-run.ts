@@ -137,6 +137,14 @@ function finalDirOf(c: TrainConfig): string {
 const completed = (s: TrainSummary) => s.status === 'completed';
 
 /** The chat template to store with the trained model: the one the data was rendered with, if the tokenizer lacked it. */
+/** Save the trained policy as an HF dir at the run's final/ when the run completed; returns that dir (or null). */
+async function saveFinalPolicy(c: TrainConfig, m: TrainModel, enc: Encoder, conversational: boolean, summary: TrainSummary, params: Params): Promise<string | null> {
+  if (!completed(summary)) return null;
+  const dir = finalDirOf(c);
+  await savePolicy(dir, { ...m, params, chatTemplate: templateToSave(m, enc, conversational) });
+  return dir;
+}
+
 function templateToSave(m: TrainModel, enc: Encoder, conversational: boolean): string | null {
   if (!conversational) return null;
   const used = enc.template?.template ?? DEFAULT_CHAT_TEMPLATE;
@@ -173,10 +181,7 @@ async function runSft(c: TrainConfig<'sft'>, m: TrainModel, enc: Encoder, o: Run
   });
   let finalDir: string | null = null;
   try {
-    if (completed(summary)) {
-      finalDir = finalDirOf(c);
-      await savePolicy(finalDir, { ...m, params: out, chatTemplate: templateToSave(m, enc, ds.train.conversational) });
-    }
+    finalDir = await saveFinalPolicy(c, m, enc, ds.train.conversational, summary, out);
   } finally {
     free(out);
   }
@@ -252,10 +257,7 @@ async function runDpo(c: TrainConfig<'dpo'>, m: TrainModel, enc: Encoder, o: Run
     });
     summary = r.summary;
     try {
-      if (completed(summary)) {
-        finalDir = finalDirOf(c);
-        await savePolicy(finalDir, { ...m, params: r.params, chatTemplate: templateToSave(m, enc, ds.train.conversational) });
-      }
+      finalDir = await saveFinalPolicy(c, m, enc, ds.train.conversational, summary, r.params);
     } finally {
       free(r.params);
     }
@@ -357,10 +359,7 @@ async function runPpo(c: TrainConfig<'ppo'>, m: TrainModel, enc: Encoder, o: Run
     });
     summary = r.summary;
     try {
-      if (completed(summary)) {
-        finalDir = finalDirOf(c);
-        await savePolicy(finalDir, { ...m, params: r.policy, chatTemplate: templateToSave(m, enc, ds.train.conversational) });
-      }
+      finalDir = await saveFinalPolicy(c, m, enc, ds.train.conversational, summary, r.policy);
     } finally {
       free([r.policy, r.value.trunk, r.value.head]);
     }
@@ -417,10 +416,7 @@ async function runGroup(c: TrainConfig<'grpo' | 'rloo'>, m: TrainModel, enc: Enc
     }
     summary = r.summary;
     try {
-      if (completed(summary)) {
-        finalDir = finalDirOf(c);
-        await savePolicy(finalDir, { ...m, params: r.policy, chatTemplate: templateToSave(m, enc, ds.train.conversational) });
-      }
+      finalDir = await saveFinalPolicy(c, m, enc, ds.train.conversational, summary, r.policy);
     } finally {
       free(r.policy);
     }
