@@ -10,6 +10,7 @@ import type { Params } from '../model/decoder.js';
 import { Sampler } from '../model/generate.js';
 import { Scorer } from '../model/score.js';
 import { vaderCompoundBatch } from '../rewards/vader.js';
+import { mean, std } from './analysis.js';
 import type { Checkpoint, Sample } from './types.js';
 
 export interface EvalPrompt {
@@ -52,11 +53,6 @@ export function pairedWinRate(a: number[], b: number[]): number {
 }
 
 const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
-const mean = (xs: number[]) => (xs.length ? sum(xs) / xs.length : NaN);
-const sd = (xs: number[]) => {
-  const m = mean(xs);
-  return xs.length > 1 ? Math.sqrt(xs.reduce((a, x) => a + (x - m) ** 2, 0) / (xs.length - 1)) : 0;
-};
 
 export class Evaluator {
   readonly sampler: Sampler;
@@ -110,7 +106,7 @@ export class Evaluator {
     const checkpoint: Checkpoint = {
       step,
       reward: mean(rewards),
-      rewardStd: sd(rewards),
+      rewardStd: std(rewards),
       n: rewards.length,
       kl,
       entropy: -mean(policyTok), // Monte Carlo: E_y[−log π(y_t | …)] on the policy's own samples

@@ -6,7 +6,7 @@
 // study continues from its finished runs.
 
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -238,7 +238,7 @@ export class StudyRunner {
     }
     const T = m.context;
     const blocks = pack(this.data.trainSentences, T, EOS).map((ids) => ({ ids }));
-    this.log(`base policy: pretraining ${this.modelCfg.numLayers}×${this.modelCfg.hiddenSize} llama (${(initHostParams.length, '')}${this.cfg.pretrain.steps} steps × ${this.cfg.pretrain.batchSize}×${T} tokens)`);
+    this.log(`base policy: pretraining ${this.modelCfg.numLayers}×${this.modelCfg.hiddenSize} llama (${this.cfg.pretrain.steps} steps × ${this.cfg.pretrain.batchSize}×${T} tokens)`);
     const t = now();
     const runDir = join(this.out, 'train', 'base');
     rmSync(runDir, { recursive: true, force: true });
@@ -527,12 +527,6 @@ function onlineCost(s: { cost: { generation: number; forward: number; reward: nu
     tokensProcessed: s.cost.tokensProcessed,
     peakRssBytes: s.cost.peakRssMB * 2 ** 20,
   };
-}
-
-/** Runs finished in a study directory (for `alignlab study` status lines). */
-export function finishedRuns(out: string): string[] {
-  const dir = join(resolve(out), 'runs');
-  return existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.json')) : [];
 }
 
 export async function runStudy(o: StudyOptions) {
