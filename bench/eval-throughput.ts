@@ -37,11 +37,11 @@ import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseFlags } from '../src/cli/args.js';
 import { startOpenAIServer, type RequestRecord } from '../src/server/openai-server.js';
-import type { BatchStats } from '../src/server/batcher.js';
+import type { BatchStats } from '../src/model/batch-queue.js';
 import { createOpenAIProvider } from '../src/eval/providers/openai.js';
 import { runEval } from '../src/eval/runner.js';
 import { openStore } from '../src/store/db.js';
-import type { ServableModel } from '../src/server/model-api.js';
+import type { ServableModel } from '../src/model/serving.js';
 import { deviceInfo, report, type Row } from './lib.js';
 
 interface RunResult {

@@ -1,22 +1,33 @@
 // `alignlab serve --model DIR [--port N] [--host 127.0.0.1]`: an OpenAI-compatible HTTP API for a model
 // directory, so promptfoo, lm-evaluation-harness (local-completions), the openai SDKs or curl can evaluate
 // models trained here. Runs until SIGINT/SIGTERM.
-import { parseFlags, need, UsageError } from './args.js';
+import { command, integer, parse, positiveInteger, ranged, UsageError } from './args.js';
 import { isLoopback, startOpenAIServer, type OpenAIServer } from '../server/openai-server.js';
-import type { ServableModel } from '../server/model-api.js';
+import type { ServableModel } from '../model/serving.js';
 
-export const SERVE_FLAGS = {
-  model: { type: 'string', help: 'model directory (config.json, *.safetensors, tokenizer.json)' },
-  port: { type: 'number', default: 8000, help: 'TCP port (0 = any free port)' },
-  host: { type: 'string', default: '127.0.0.1', help: 'interface to bind; anything but loopback exposes the model to the network' },
-  name: { type: 'string', help: 'model id clients send and /v1/models lists (default: the directory name)' },
-  device: { type: 'string', help: 'engine device: wasm | webgpu | cpu' },
-  'max-batch': { type: 'number', default: 8, help: 'rows per generate call' },
-  'max-queue': { type: 'number', default: 1024, help: 'waiting rows before answering 503' },
-  'api-key-env': { type: 'string', help: 'environment variable holding a key clients must send as a Bearer token' },
-  quiet: { type: 'boolean', default: false, help: 'no per-request log lines' },
-  help: { type: 'boolean', default: false },
-} as const;
+export const cli = () =>
+  command('serve', 'serve a model directory over an OpenAI-compatible HTTP API until SIGINT/SIGTERM')
+    .requiredOption('--model <dir>', 'model directory (config.json, *.safetensors, tokenizer.json)')
+    .option('--port <n>', 'TCP port (0 = any free port)', ranged('an integer in 0..65535', (n) => n >= 0 && n <= 65535, integer), 8000)
+    .option('--host <host>', 'interface to bind; anything but loopback exposes the model to the network', '127.0.0.1')
+    .option('--name <id>', 'model id clients send and /v1/models lists (default: the directory name)')
+    .option('--device <device>', 'engine device: wasm | webgpu | cpu')
+    .option('--max-batch <n>', 'rows per generate call', positiveInteger, 8)
+    .option('--max-queue <n>', 'waiting rows before answering 503', positiveInteger, 1024)
+    .option('--api-key-env <var>', 'environment variable holding a key clients must send as a Bearer token')
+    .option('--quiet', 'no per-request log lines', false);
+
+interface Flags {
+  model: string;
+  port: number;
+  host: string;
+  name?: string;
+  device?: string;
+  maxBatch: number;
+  maxQueue: number;
+  apiKeyEnv?: string;
+  quiet: boolean;
+}
 
 export interface ServeDeps {
   /** Loads the model (tests pass a small deterministic one). */
@@ -34,25 +45,16 @@ async function loadLM(dir: string, device?: string): Promise<ServableModel> {
   return LM.load(dir, { device });
 }
 
-function help(): string {
-  const lines = Object.entries(SERVE_FLAGS).map(([k, v]) => `  --${k.padEnd(12)} ${'help' in v ? v.help : ''}${'default' in v ? ` (default ${v.default})` : ''}`);
-  return ['usage: alignlab serve --model DIR [--port 8000] [--host 127.0.0.1]', ...lines].join('\n');
-}
-
 export async function main(argv: string[], deps: ServeDeps = {}): Promise<void> {
-  const f = parseFlags(argv, SERVE_FLAGS);
+  const cmd = cli();
+  if (!(await parse(cmd, argv))) return;
+  const f = cmd.opts<Flags>();
   const log = deps.log ?? ((l: string) => console.error(l));
-  if (f.help) {
-    console.log(help());
-    return;
-  }
-  const dir = need(f.model, 'model');
-  if (!Number.isInteger(f.port) || f.port < 0 || f.port > 65535) throw new UsageError(`--port must be an integer in 0..65535, got ${f.port}`);
-  if (!Number.isInteger(f['max-batch']) || f['max-batch'] < 1) throw new UsageError(`--max-batch must be an integer >= 1, got ${f['max-batch']}`);
+  const dir = f.model;
   let apiKey: string | undefined;
-  if (f['api-key-env']) {
-    apiKey = (deps.env ?? process.env)[f['api-key-env']]?.trim();
-    if (!apiKey) throw new UsageError(`--api-key-env ${f['api-key-env']}: that environment variable is not set`);
+  if (f.apiKeyEnv) {
+    apiKey = (deps.env ?? process.env)[f.apiKeyEnv]?.trim();
+    if (!apiKey) throw new UsageError(`--api-key-env ${f.apiKeyEnv}: that environment variable is not set`);
   }
   if (!isLoopback(f.host) && !apiKey) log(`warning: serving on ${f.host} without --api-key-env: anyone who can reach this port can use the model`);
 
@@ -61,8 +63,8 @@ export async function main(argv: string[], deps: ServeDeps = {}): Promise<void> 
     host: f.host,
     port: f.port,
     modelName: f.name,
-    maxBatch: f['max-batch'],
-    maxQueue: f['max-queue'],
+    maxBatch: f.maxBatch,
+    maxQueue: f.maxQueue,
     apiKey,
     log: f.quiet ? undefined : log,
   });

@@ -11,7 +11,7 @@ import { Sampler, type SampleOptions } from './generate.js';
 import { toDevice, toHost } from './weights.js';
 import { loadHFDir, saveHFDir } from '../formats/hf.js';
 import type { Tokenizer } from '../formats/tokenizer.js';
-import type { PromptScore, ServableModel, ServableModelExtras } from '../server/model-api.js';
+import type { PromptScore, ServableModel, ServableModelExtras } from './serving.js';
 
 export interface GenerateResult {
   text: string;

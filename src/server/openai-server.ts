@@ -8,8 +8,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { randomUUID, timingSafeEqual } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
-import { BatchQueue, QueueFullError } from './batcher.js';
-import { hasDecode, hasScorePrompt, type Generation, type GenerateOptions, type PromptScore, type ServableModel } from './model-api.js';
+import { BatchQueue, QueueFullError } from '../model/batch-queue.js';
+import { hasDecode, hasScorePrompt, type Generation, type GenerateOptions, type PromptScore, type ServableModel } from '../model/serving.js';
 import { ApiError, DEFAULT_LIMITS, parseChatRequest, parseCompletionRequest, type ChatParams, type CompletionParams, type Limits } from './validate.js';
 import { StopSafeStream, truncateAtStop } from './stop-text.js';
 

@@ -9,7 +9,7 @@
 // log p(greedy token) = log 0.5; log p(any other token t) = log 0.5 - 1 - (sum of t's char codes mod 7).
 // Sampling (temperature > 0): the greedy token with probability 1/2, else a word of the prompt, from a
 // PRNG seeded by (seed, row).
-import type { PromptScore, ServableModel } from '../../src/server/model-api.js';
+import type { PromptScore, ServableModel } from '../../src/model/serving.js';
 
 export const LOG_HALF = Math.log(0.5);
 

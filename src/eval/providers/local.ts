@@ -2,15 +2,15 @@
 // our own engine. The engine is imported only when such a provider is created, so evaluations of HTTP
 // models never load it.
 //
-// Requests go through the same BatchQueue as `alignlab serve` (src/server/batcher.ts): the model runs one call
+// Requests go through the same BatchQueue as `alignlab serve` (src/model/batch-queue.ts): the model runs one call
 // at a time, and generate requests that wait while it is busy become one batch when their sampling parameters
 // match. So concurrency (the runner's limit) turns into batch size, and a model evaluated in-process batches
 // the way the same model behind the server does.
 import { createHash, randomUUID } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
-import { BatchQueue } from '../../server/batcher.js';
-import type { GenerateOptions, Generation, ServableModel } from '../../server/model-api.js';
+import { BatchQueue } from '../../model/batch-queue.js';
+import type { GenerateOptions, Generation, ServableModel } from '../../model/serving.js';
 import type { LM } from '../../model/lm.js';
 import type { CompletionRequest, CompletionResponse, LoglikelihoodRequest, LoglikelihoodResponse, Provider } from './types.js';
 

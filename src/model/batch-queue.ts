@@ -1,7 +1,7 @@
-// The server's single queue: the model runs one call at a time (one generate batch, or one scoring call),
+// The single queue in front of a model (`alignlab serve` and the eval harness's local: provider): the model runs one call at a time (one generate batch, or one scoring call),
 // and generate jobs that arrive while it is busy are grouped into the next batch when their sampling
 // parameters match. Concurrency from clients thus becomes batch size instead of contention.
-import type { GenerateOptions, Generation, ServableModel } from './model-api.js';
+import type { GenerateOptions, Generation, ServableModel } from './serving.js';
 
 export class QueueFullError extends Error {
   override name = 'QueueFullError';

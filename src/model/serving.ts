@@ -1,4 +1,4 @@
-// What the OpenAI-compatible server needs from a model. The server is written against this interface
+// What a served model offers (the OpenAI-compatible server, the local: eval provider). They are written against this interface
 // only, so it serves the in-process model (src/model/lm.ts), and tests can serve a tiny deterministic one.
 
 export interface ServableModel {
