@@ -2,8 +2,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { initEngine, np, takeF32, valueAndGrad, jit, keep, free, tree, type Arr } from '../../src/engine/index.js';
 import { forward, prefill, decodeStep, freeKV, type Params } from '../../src/model/decoder.js';
-import { paramCount } from '../../src/model/config.js';
-import { mapTree } from '../../src/model/params.js';
+import { paramCount, tinyConfig } from '../../src/model/config.js';
+import { initHostParams, mapTree } from '../../src/model/params.js';
+import { toDevice } from '../../src/model/weights.js';
+import { referenceLogits } from './reference.js';
 import { ALL_ARCHS, padBatch, randomTokens, tinyModel, disposeAll } from '../helpers/model.js';
 
 await initEngine('wasm');
@@ -109,3 +111,48 @@ test('paramCount equals the number of elements in the initialised tree', () => {
     assert.equal(paramCount(cfg), n, arch);
   }
 });
+
+// An independent reference (test/model/reference.ts: float64 loops written from the math) on sequences longer
+// than Mistral's sliding window: the full forward and KV-cache decoding must both match it.
+for (const arch of ['mistral', 'llama', 'qwen2'] as const) {
+  test(`${arch}: logits match an independent float64 reference, full forward and KV-cache decoding, 12 tokens`, async () => {
+    const over = { numKvHeads: 2, ...(arch === 'mistral' ? { slidingWindow: 4 } : {}) };
+    const cfg = tinyConfig(arch, over);
+    const host = initHostParams(cfg, 21, 0.2);
+    const params = toDevice(host);
+    const V = cfg.vocabSize, T = 12, s = randomTokens(T, V, 17);
+    const ref = referenceLogits(cfg, host, s);
+    if (arch === 'mistral') {
+      // The window must matter here, or this test could not see it dropped.
+      const noWindow = referenceLogits({ ...cfg, slidingWindow: null }, host, s);
+      assert.ok(maxAbsDiff(ref[T - 1]!, noWindow[T - 1]!) > 1e-2, 'the sliding window changes the last logits');
+    }
+    const b = padBatch([s], T, 'right');
+    const full = await takeF32(forward(params, cfg, b.ids, b.pos, b.valid));
+    disposeAll(b.ids, b.pos, b.valid);
+    let worstFull = 0;
+    for (let t = 0; t < T; t++) worstFull = Math.max(worstFull, maxAbsDiff(full.subarray(t * V, (t + 1) * V), ref[t]!));
+    // Decoding: prefill 3 tokens, then one token per step past the window.
+    const P = 3, tmax = T;
+    const pb = padBatch([s.slice(0, P)], P, 'left');
+    let [logits, cache] = prefill(params, cfg, pb.ids, pb.pos, pb.valid, tmax);
+    const kvValid = np.ones([1, tmax], { dtype: np.int32 });
+    let worstDecode = 0;
+    for (let t = P; ; t++) {
+      worstDecode = Math.max(worstDecode, maxAbsDiff(await takeF32(logits), ref[t - 1]!));
+      if (t === T) break;
+      const tok = np.array(Int32Array.of(s[t]!), { dtype: np.int32, shape: [1, 1] });
+      const pos = np.array(Int32Array.of(t), { dtype: np.int32, shape: [1, 1] });
+      const slot = np.array(t, { dtype: np.int32 });
+      const [l2, c2] = decodeStep(params, cfg, cache, tok, pos, slot, kvValid);
+      freeKV(cache);
+      disposeAll(tok, pos, slot);
+      [logits, cache] = [l2, c2];
+    }
+    freeKV(cache);
+    disposeAll(kvValid, pb.ids, pb.pos, pb.valid);
+    free(params);
+    assert.ok(worstFull < 1e-4, `full forward: max |ours - reference| = ${worstFull}`);
+    assert.ok(worstDecode < 1e-4, `decoding: max |ours - reference| = ${worstDecode}`);
+  });
+}
