@@ -11,6 +11,7 @@ import { configFromHF, configToHF, traits, type ModelConfig } from '../model/con
 import { leavesWithPaths, mapTree, paramShapes, type HostParams, type HostTensor, type LayerParams, type ParamTree } from '../model/params.js';
 import { f32ByteSize, readSafetensorsHeader, readSafetensors, writeSafetensors, type LoadedTensor } from './safetensors.js';
 import { Tokenizer, saveTokenizerFiles, writeJsonAtomic, type TokenizerConfig, type TokenizerJson } from './tokenizer.js';
+import { resolveModelRef } from './hub.js';
 
 // ---------------------------------------------------------------------------------------------
 // Small host-tensor helpers (row-major float32)
@@ -299,7 +300,8 @@ function weightFiles(dir: string): Map<string, string[]> {
 }
 
 /** Load a Hugging Face model directory. */
-export async function loadHFDir(dir: string, opts: LoadHFOptions = {}): Promise<HFDir> {
+export async function loadHFDir(ref: string, opts: LoadHFOptions = {}): Promise<HFDir> {
+  const dir = resolveModelRef(ref); // a hub id (org/name) pulled earlier reads from its cached snapshot
   if (!existsSync(dir)) throw new Error(`${dir}: model directory does not exist`);
   const cfgFile = join(dir, 'config.json');
   const rawConfig = readJsonFile(cfgFile);

@@ -6,6 +6,7 @@
 // `local:` tokenizes with tokenizer.json, so the same text gives the same tokens for an exported model.
 import { existsSync, statSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
+import { resolveModelRef } from '../../formats/hub.js';
 import { Template } from '@huggingface/jinja';
 import { ggufGet, readGGUF, type GGUFFile } from '../../formats/gguf.js';
 import { LlamaCppChild } from './llamacpp.js';
@@ -159,7 +160,7 @@ export async function createGgufProvider(target: string, id = `gguf:${target}`, 
   }
   if (opts.chatTemplate !== undefined && opts.chatTemplate !== 'auto' && opts.chatTemplate !== 'plain') throw new Error(`${id}: option chat_template must be "auto" or "plain", got "${opts.chatTemplate}"`);
   if (!target) throw new Error(`provider id "${id}": expected gguf:<file.gguf>`);
-  const file = resolve(target);
+  const file = resolve(resolveModelRef(target)); // also org/name/file.gguf, pulled earlier with `alignlab pull`
   if (!existsSync(file)) throw new Error(`${id}: GGUF file ${file} does not exist`);
   if (!statSync(file).isFile()) throw new Error(`${id}: ${file} is not a file (gguf: takes a .gguf file; use local:<dir> for a model directory)`);
   const header = readGGUF(file, { data: false }); // throws naming the file and the field
