@@ -215,13 +215,14 @@ export function prefill(p: Params, cfg: ModelConfig, ids: Arr, pos: Arr, valid: 
 
 /**
  * One decoding step: token [B, 1] at position ids pos [B, 1] goes into cache slot `slot` (int32 scalar
- * array, so one compiled program serves every step); kvValid [B, Tmax] marks real cache slots.
+ * array, so one compiled program serves every step; or [B, 1], one slot per row, for continuous batching
+ * where rows joined at different times); kvValid [B, Tmax] marks real cache slots.
  * Returns next-token logits [B, V] and the new cache (the old one is left to the caller).
  */
 export function decodeStep(p: Params, cfg: ModelConfig, cache: KV, tok: Arr, pos: Arr, slot: Arr, kvValid: Arr): [Arr, KV] {
   const B = tok.shape[0]!, tmax = cache.k[0]!.shape[2]!;
   const slots = np.arange(tmax, undefined, undefined, { dtype: np.int32 });
-  const isSlot = slots.ref.equal(slot.ref).reshape([1, 1, tmax, 1]);
+  const isSlot = slots.ref.equal(slot.ref).reshape([slot.ndim === 0 ? 1 : B, 1, tmax, 1]);
   let seen = np.logicalAnd(slots.ref.lessEqual(slot.ref), kvValid.ref.astype(np.bool));
   if (cfg.slidingWindow !== null) seen = np.logicalAnd(seen, slots.greater(slot.ref.sub(cfg.slidingWindow)));
   else slots.dispose();
