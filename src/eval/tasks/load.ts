@@ -2,7 +2,8 @@
 // render the prompt (and each paraphrase) as chat messages or a completion prompt.
 import { dirname, resolve } from 'node:path';
 import type { ChatMessage } from '../providers/types.js';
-import { hashSeed, SeededRng } from '../metrics/stats.js';
+import { Rng as SeededRng } from '../../engine/rng.js';
+import { hashSeed } from '../../stats/index.js';
 import { DataError, loadRows, type Row } from './data.js';
 import { resolveTask, TaskFileSchema, type TaskSpec } from './schema.js';
 import { compileTemplate, type CompiledTemplate } from './template.js';
@@ -89,7 +90,7 @@ interface Prepared {
   gold?: number;
 }
 
-const REFERENCE_METRICS = ['exact_match', 'f1', 'rouge1', 'rouge2', 'rougeL'];
+const REFERENCE_METRICS = ['exact_match', 'f1', 'squad_v2_f1', 'rouge1', 'rouge2', 'rougeL'];
 
 /** Checks one row for what it will be used as: an evaluation sample, a few-shot example, or both. */
 function prepare(spec: TaskSpec, row: Row, index: number, templates: CompiledTemplate[], target: CompiledTemplate | undefined, use: { sample: boolean; example: boolean }): Prepared {
