@@ -17,7 +17,8 @@
 // Only the main prompt (template 0) feeds the first two axes and breadth; paraphrases feed consistency.
 // CIs: rows are resampled with replacement within each task (all templates of a row move together,
 // so paraphrase comparisons stay paired) and the axis is recomputed; 2.5th/97.5th percentiles.
-import { clamp01, mean, quantile, SeededRng, std, type Estimate } from './metrics/stats.js';
+import { Rng as SeededRng } from '../engine/rng.js';
+import { clamp01, mean, populationStd, quantile, type Estimate } from '../stats/index.js';
 import type { TaskType } from './metrics/index.js';
 import { AXIS_NAMES, type AxisName } from './tasks/schema.js';
 
@@ -93,12 +94,12 @@ export function adaptabilityComponents(g: Grouped): Record<string, number> {
       if (!typeScores.has(t)) typeScores.set(t, []);
       typeScores.get(t)!.push(mean(main));
     }
-    if (byTemplate.size >= 2) consistency.push(clamp01(1 - 2 * std([...byTemplate.values()].map(mean))));
+    if (byTemplate.size >= 2) consistency.push(clamp01(1 - 2 * populationStd([...byTemplate.values()].map(mean))));
   }
   const typeMeans = [...typeScores.values()].map(mean);
   const out: Record<string, number> = {};
   if (typeMeans.length > 0) out.breadth = mean(typeMeans);
-  if (typeMeans.length >= 2) out.type_evenness = clamp01(1 - 2 * std(typeMeans));
+  if (typeMeans.length >= 2) out.type_evenness = clamp01(1 - 2 * populationStd(typeMeans));
   if (consistency.length > 0) out.paraphrase_consistency = mean(consistency);
   return out;
 }

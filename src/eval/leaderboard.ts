@@ -6,7 +6,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AXIS_LABELS, AXIS_NAMES, type AxisName } from './axes.js';
 import { METRICS } from './metrics/index.js';
-import type { Estimate } from './metrics/stats.js';
+import type { Estimate } from '../stats/index.js';
 import type { EvalResult } from './runner.js';
 
 /** A table cell: text, or a number with an optional CI (drawn as a bar in HTML when `unit`). */

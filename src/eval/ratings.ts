@@ -1,6 +1,7 @@
 // Ratings from pairwise battles: Bradley–Terry maximum likelihood on an Elo-like scale with bootstrap
 // 95% CIs (as Chatbot Arena reports), a win-rate matrix, and AlpacaEval 2's length-controlled win rate.
-import { quantile, SeededRng, type Estimate } from './metrics/stats.js';
+import { Rng as SeededRng } from '../engine/rng.js';
+import { quantile, type Estimate } from '../stats/index.js';
 
 export interface Battle {
   a: string;

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { computeAxes, type AxisSample } from '../../src/eval/axes.js';
-import { SeededRng } from '../../src/eval/metrics/stats.js';
+import { Rng as SeededRng } from '../../src/engine/rng.js';
 
 const close = (a: number, b: number, eps = 1e-9) => assert.ok(Math.abs(a - b) < eps, `${a} != ${b}`);
 

@@ -1,7 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  bootstrapMean,
   coherenceScore,
   compressionRatio,
   corpusDistinctN,
@@ -22,7 +21,8 @@ import {
   tokenF1,
   wordCount,
 } from '../../src/eval/metrics/index.js';
-import { SeededRng } from '../../src/eval/metrics/stats.js';
+import { bootstrapMean } from '../../src/stats/index.js';
+import { Rng as SeededRng } from '../../src/engine/rng.js';
 
 const close = (a: number, b: number, eps = 1e-9) => assert.ok(Math.abs(a - b) < eps, `${a} != ${b}`);
 

@@ -10,7 +10,7 @@ import {
   type Battle,
   type LengthRecord,
 } from '../../src/eval/ratings.js';
-import { SeededRng } from '../../src/eval/metrics/stats.js';
+import { Rng as SeededRng } from '../../src/engine/rng.js';
 
 const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
 

@@ -6,7 +6,8 @@ import Database from 'better-sqlite3';
 import { openStore } from '../../src/store/db.js';
 import { registerProvider } from '../../src/eval/registry.js';
 import { runEvalFile, type EvalResult, type SampleRecord } from '../../src/eval/runner.js';
-import { mean, tokenF1, maxOverGold, repetitionRate } from '../../src/eval/metrics/index.js';
+import { tokenF1, maxOverGold, repetitionRate } from '../../src/eval/metrics/index.js';
+import { mean } from '../../src/stats/index.js';
 import { answered, ruleFactory } from './helpers/rule-provider.js';
 import { SAMPLES_PER_MODEL, writeEvalConfig, writeTaskFixtures } from './helpers/fixtures.js';
 

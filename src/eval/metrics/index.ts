@@ -3,13 +3,12 @@
 import { exactMatch, maxOverGold, tokenF1 } from './squad.js';
 import { rougeMax } from './rouge.js';
 import { compressionRatio, distinctN, repetitionRate, wordCount } from './text.js';
-import { clamp01, mean } from './stats.js';
+import { clamp01, mean } from '../../stats/index.js';
 
 export * from './squad.js';
 export * from './rouge.js';
 export * from './text.js';
 export * from './likelihood.js';
-export * from './stats.js';
 
 export type TaskType = 'qa' | 'summarization' | 'generation' | 'multiple_choice';
 
