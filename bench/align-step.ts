@@ -9,12 +9,12 @@
 // V = --vocab (2048 here: the study's 2,000 words + specials + punctuation, ≈2,040), untied head, random init.
 // Data: random token ids (cost does not depend on the values).
 //
-// DPO: src/train/offline.ts trainDpo end to end (sigmoid, β 0.1, the study's batch of 32 pairs, T=24, reference
+// DPO: src/train/trainers/offline.ts trainDpo end to end (sigmoid, β 0.1, the study's batch of 32 pairs, T=24, reference
 // log-probs precomputed once before the first step, as torch_step.py does). Every row is a full 24 tokens (12 prompt
 // + 12 completion) so that our token count equals PyTorch's: 2·B·T per step (chosen and rejected in one [2B, T]
 // batch). Step time = median interval between steps after `warmup` steps (the last step, which writes the final
 // checkpoint, is left out).
-// PPO: src/train/ppo-trainer.ts trainPpo with the study's settings (32 completions per rollout, 12 new tokens at
+// PPO: src/train/trainers/ppo.ts trainPpo with the study's settings (32 completions per rollout, 12 new tokens at
 // temperature 0.7, 2 minibatches × 4 epochs = 8 updates, separate value model) and a toy token reward (the gold
 // reward's cost is not what is measured). Iteration time = median interval between iterations after the first one
 // (which compiles everything). Phases come from the trainer's own cost counters (generation, scoring forwards,
@@ -162,7 +162,7 @@ async function dpoChild(): Promise<void> {
   const { initEngine, keep, free, Rng } = await import('../src/engine/index.js');
   const { initHostParams } = await import('../src/model/params.js');
   const { toDevice } = await import('../src/model/weights.js');
-  const { trainDpo } = await import('../src/train/offline.js');
+  const { trainDpo } = await import('../src/train/trainers/offline.js');
   await initEngine('wasm');
   await checkThreads();
   const threads = threadsInfo().threads;
@@ -220,8 +220,8 @@ async function ppoChild(): Promise<void> {
   const { initEngine, free, Rng } = await import('../src/engine/index.js');
   const { initHostParams } = await import('../src/model/params.js');
   const { toDevice } = await import('../src/model/weights.js');
-  const { trainPpo } = await import('../src/train/ppo-trainer.js');
-  const { RolloutEngine, OnlineSource } = await import('../src/train/online.js');
+  const { trainPpo } = await import('../src/train/trainers/ppo.js');
+  const { RolloutEngine, OnlineSource } = await import('../src/train/trainers/online.js');
   const { tokenReward } = await import('../src/rewards/types.js');
   await initEngine('wasm');
   await checkThreads();
@@ -237,7 +237,7 @@ async function ppoChild(): Promise<void> {
   // - RolloutEngine.collect receives the trainer's phase counters: keep a handle to read them at iteration ends;
   // - an update runs between OnlineSource.next returning and the next call of next (rollouts happen inside next):
   //   that bracket is where the update kernels are timed.
-  type Cost = import('../src/train/online.js').OnlineCost;
+  type Cost = import('../src/train/trainers/online.js').OnlineCost;
   let cost: Cost | null = null;
   let iteration = 0;
   let updateSplit: Split | null = null;

@@ -1,4 +1,4 @@
-// Training-step throughput of our decoder (fwd + bwd + global-norm clip + AdamW in one jitted program: src/train/sft.ts
+// Training-step throughput of our decoder (fwd + bwd + global-norm clip + AdamW in one jitted program: src/train/losses/sft.ts
 // lmLoss over src/model/decoder.ts forward, src/train/optim.ts clipByGlobalNorm + adamw) against PyTorch on the same
 // shapes, measured in the same run.
 //
@@ -87,7 +87,7 @@ async function child(): Promise<void> {
   const { initHostParams } = await import('../src/model/params.js');
   const { toDevice } = await import('../src/model/weights.js');
   const { forward } = await import('../src/model/decoder.js');
-  const { lmLoss } = await import('../src/train/sft.js');
+  const { lmLoss } = await import('../src/train/losses/sft.js');
   const { adamw, clipByGlobalNorm } = await import('../src/train/optim.js');
   type Arr = ReturnType<typeof np.array>;
 

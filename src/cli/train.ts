@@ -10,7 +10,7 @@ import { parseFlags, UsageError } from './args.js';
 import { ALGORITHMS, loadResolvedConfig, resolveConfig, type Algorithm, type TrainConfig } from '../train/config.js';
 import { describeSummary } from '../train/loop.js';
 import { formatNumber } from '../train/progress.js';
-import { runTraining } from '../train/cli-run.js';
+import { runTraining } from '../train/run.js';
 import { resolveDevice } from '../engine/index.js';
 
 const SPEC = {

@@ -3,7 +3,7 @@
 // Keys are Hugging Face TrainingArguments / TRL config names (snake_case), so a TRL user recognises
 // them and numbers can be copied across. Every default is written once: here, or, for a loss
 // hyperparameter, in the algorithm module's *_DEFAULTS (imported below). Each key's documentation is its
-// `.describe()` text, from which docs/training.md's reference tables are generated (train/cli-docs.ts).
+// `.describe()` text, from which docs/training.md's reference tables are generated (cli/train-docs.ts).
 // The resolved config, with every default filled in, is saved as <run dir>/config.resolved.json.
 //
 // A config is one YAML (or JSON) file: common keys at the top level plus one section named after
@@ -22,10 +22,11 @@ import { basename, dirname, extname, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { LineCounter, parseDocument, isMap, isScalar, isSeq, type Document, type Node } from 'yaml';
 import { configFromHF } from '../model/config.js';
-import { DPO_DEFAULTS, SIMPO_DEFAULTS } from './dpo.js';
-import { PPO_DEFAULTS } from './ppo.js';
-import { GRPO_DEFAULTS } from './grpo.js';
-import { RLOO_DEFAULTS } from './rloo.js';
+import { DPO_DEFAULTS } from './losses/dpo.js';
+import { SIMPO_DEFAULTS } from './losses/simpo.js';
+import { PPO_DEFAULTS } from './losses/ppo.js';
+import { GRPO_DEFAULTS } from './losses/grpo.js';
+import { RLOO_DEFAULTS } from './losses/rloo.js';
 import type { TrainOptions } from './loop.js';
 
 export const ALGORITHMS = ['sft', 'rm', 'dpo', 'ppo', 'grpo', 'rloo'] as const;

@@ -17,8 +17,8 @@ import { byteLevelTokenizerJson } from '../../src/formats/tokenizer.js';
 import { latestCheckpoint } from '../../src/train/checkpoint.js';
 import { readMetrics } from '../../src/train/loop.js';
 import { DEFAULT_CHAT_TEMPLATE } from '../../src/data/trl.js';
-import { chatTemplateFor, loadRewardModel, loadSplit, loadTrainModel, tokenizePairs, tokenizePrompts, tokenizeSft } from '../../src/train/cli-data.js';
-import { withReference } from '../../src/train/cli-docs.js';
+import { chatTemplateFor, loadRewardModel, loadSplit, loadTrainModel, tokenizePairs, tokenizePrompts, tokenizeSft } from '../../src/train/run-data.js';
+import { withReference } from '../../src/cli/train-docs.js';
 import { resolveConfig } from '../../src/train/config.js';
 import type { PreferenceExample, PromptExample, SftExample } from '../../src/data/trl.js';
 
@@ -252,7 +252,7 @@ test('rm saves a reward model that loads back and reproduces its eval metrics; p
 
 test('docs/training.md holds the config reference generated from the schemas', () => {
   const doc = readFileSync(join(ROOT, 'docs/training.md'), 'utf-8');
-  assert.equal(withReference(doc), doc, 'regenerate: node --import tsx src/train/cli-docs.ts --write docs/training.md');
+  assert.equal(withReference(doc), doc, 'regenerate: node --import tsx src/cli/train-docs.ts --write docs/training.md');
   // Spot-check the generator against the schema's own defaults (resolved from an empty section).
   const c = resolveConfig(join(ROOT, 'examples/train/dpo.yaml'), 'dpo');
   assert.match(doc, new RegExp(`\\| \`save_total_limit\` \\| integer > 0 \\| \`2\` \\|`));

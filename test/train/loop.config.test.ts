@@ -5,8 +5,9 @@ import { mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { resolveConfig, saveResolved, loopOptions, resolveSteps, ConfigFileError, LEARNING_RATE_DEFAULTS, type TrainConfig } from '../../src/train/config.js';
-import { DPO_DEFAULTS, SIMPO_DEFAULTS } from '../../src/train/dpo.js';
-import { PPO_DEFAULTS } from '../../src/train/ppo.js';
+import { DPO_DEFAULTS } from '../../src/train/losses/dpo.js';
+import { SIMPO_DEFAULTS } from '../../src/train/losses/simpo.js';
+import { PPO_DEFAULTS } from '../../src/train/losses/ppo.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'alignlab-cfg-'));
 const file = (name: string, text: string) => {

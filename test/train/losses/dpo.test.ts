@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { jit, grad, valueAndGrad, type Arr } from '../../../src/engine/index.js';
-import { dpoLoss, simpoLoss, DPO_LOSS_TYPES, type DpoLossType, type DpoOptions } from '../../../src/train/dpo.js';
+import { dpoLoss, DPO_LOSS_TYPES, type DpoLossType, type DpoOptions } from '../../../src/train/losses/dpo.js';
+import { simpoLoss } from '../../../src/train/losses/simpo.js';
 import { ready, read, scalar, close, f32, round32, logSigmoid64, mean64 } from './helpers.js';
 
 await ready;

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { jit, valueAndGrad, type Arr } from '../../../src/engine/index.js';
-import { groupAdvantages, grpoLoss, GRPO_LOSS_TYPES, type GrpoLossType } from '../../../src/train/grpo.js';
+import { groupAdvantages, grpoLoss, GRPO_LOSS_TYPES, type GrpoLossType } from '../../../src/train/losses/grpo.js';
 import { ready, read, scalar, close, f32, normals, round32, mean64 } from './helpers.js';
 
 await ready;

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { jit, grad, type Arr } from '../../../src/engine/index.js';
-import { klEstimate, klEstimateHost, AdaptiveKlController, FixedKlController, klControllerFromState, makeKlController } from '../../../src/train/kl.js';
+import { klEstimate, klEstimateHost, AdaptiveKlController, FixedKlController, klControllerFromState, makeKlController } from '../../../src/train/losses/kl.js';
 import { ready, read, close, f32, normals, round32 } from './helpers.js';
 
 await ready;

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { jit, grad, valueAndGrad, type Arr } from '../../../src/engine/index.js';
-import { rewardLoss, lastTokenValues } from '../../../src/train/reward.js';
+import { rewardLoss, lastTokenValues } from '../../../src/train/losses/reward.js';
 import { ready, read, scalar, close, f32, round32, logSigmoid64, mean64 } from './helpers.js';
 
 await ready;

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { jit, valueAndGrad, type Arr } from '../../../src/engine/index.js';
-import { lmLoss, sftLoss, completionMask } from '../../../src/train/sft.js';
+import { lmLoss, sftLoss, completionMask } from '../../../src/train/losses/sft.js';
 import { ready, read, scalar, close, f32, i32, normals, round32, logSoftmax64 } from './helpers.js';
 
 await ready;

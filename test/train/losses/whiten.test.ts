@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { jit, type Arr } from '../../../src/engine/index.js';
-import { maskedMean, maskedVar, maskedWhiten, whitenHost, maskedStatsHost } from '../../../src/train/whiten.js';
+import { maskedMean, maskedVar, maskedWhiten, whitenHost, maskedStatsHost } from '../../../src/train/losses/whiten.js';
 import { ready, read, scalar, close, f32, normals, round32 } from './helpers.js';
 
 await ready;

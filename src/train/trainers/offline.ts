@@ -2,17 +2,18 @@
 // Each one is data → fixed-shape batches → a loss over the model (from its one-screen module) → the
 // shared loop (src/train/loop.ts: jitted update, clipping, checkpoints, resume, NaN guard, metrics).
 
-import { free, np, type Arr } from '../engine/index.js';
-import type { ModelConfig } from '../model/config.js';
-import { forward, type Params } from '../model/decoder.js';
-import { scalarValues, type ScalarModel } from '../model/heads.js';
-import { Scorer } from '../model/score.js';
-import { lmBatch, lmBatchToDevice, pairBatch, ShuffledBatches, type LmBatch, type PairExample, type TokenizedExample } from '../data/batching.js';
-import { lmLoss } from './sft.js';
-import { rewardLoss, lastTokenValues } from './reward.js';
-import { dpoLoss, simpoLoss, type DpoLossType } from './dpo.js';
-import { tokenLogprobs } from '../model/logprobs.js';
-import { lossEvaluator, train, type Batch, type TrainOptions, type TrainSummary } from './loop.js';
+import { free, np, type Arr } from '../../engine/index.js';
+import type { ModelConfig } from '../../model/config.js';
+import { forward, type Params } from '../../model/decoder.js';
+import { scalarValues, type ScalarModel } from '../../model/heads.js';
+import { Scorer } from '../../model/score.js';
+import { lmBatch, lmBatchToDevice, pairBatch, ShuffledBatches, type LmBatch, type PairExample, type TokenizedExample } from '../../data/batching.js';
+import { lmLoss } from '../losses/sft.js';
+import { rewardLoss, lastTokenValues } from '../losses/reward.js';
+import { dpoLoss, type DpoLossType } from '../losses/dpo.js';
+import { simpoLoss } from '../losses/simpo.js';
+import { tokenLogprobs } from '../../model/logprobs.js';
+import { lossEvaluator, train, type Batch, type TrainOptions, type TrainSummary } from '../loop.js';
 
 /** What every offline trainer takes besides its data: the loop's options minus the pieces it builds. */
 export type LoopOptions<P> = Omit<TrainOptions<P, never, never>, 'params' | 'lossFn' | 'data' | 'frozen' | 'evalFn'> & {

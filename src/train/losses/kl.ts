@@ -8,7 +8,7 @@
 //
 // Ownership: the device functions consume their array arguments; jit-safe.
 
-import { np, type Arr } from '../engine/index.js';
+import { np, type Arr } from '../../engine/index.js';
 
 export type KlEstimator = 'k1' | 'k2' | 'k3';
 export const KL_ESTIMATORS: readonly KlEstimator[] = ['k1', 'k2', 'k3'];

@@ -20,21 +20,21 @@
 
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { compile, i32, keep, np, Rng, takeF32, tree, type Arr } from '../engine/index.js';
-import type { ModelConfig } from '../model/config.js';
-import { forward, type Params } from '../model/decoder.js';
-import { Sampler } from '../model/generate.js';
-import type { LM } from '../model/lm.js';
-import type { Tokenizer } from '../formats/tokenizer.js';
-import { readSafetensors, writeSafetensors } from '../formats/safetensors.js';
-import { scoreBatch, type RewardFn } from '../rewards/types.js';
-import { tokenLogprobsAndEntropy } from '../model/logprobs.js';
-import { emaUpdate } from './ppo.js';
-import { hostToTree, listCheckpoints, treeToHost } from './checkpoint.js';
-import { train, type Batch, type DataSource, type StepContext, type TrainSummary } from './loop.js';
-import type { AdamWOptions } from './optim.js';
-import type { ScheduleKind } from './schedule.js';
-import type { DB } from '../store/db.js';
+import { compile, i32, keep, np, Rng, takeF32, tree, type Arr } from '../../engine/index.js';
+import type { ModelConfig } from '../../model/config.js';
+import { forward, type Params } from '../../model/decoder.js';
+import { Sampler } from '../../model/generate.js';
+import type { LM } from '../../model/lm.js';
+import type { Tokenizer } from '../../formats/tokenizer.js';
+import { readSafetensors, writeSafetensors } from '../../formats/safetensors.js';
+import { scoreBatch, type RewardFn } from '../../rewards/types.js';
+import { tokenLogprobsAndEntropy } from '../../model/logprobs.js';
+import { emaUpdate } from '../losses/ppo.js';
+import { hostToTree, listCheckpoints, treeToHost } from '../checkpoint.js';
+import { train, type Batch, type DataSource, type StepContext, type TrainSummary } from '../loop.js';
+import type { AdamWOptions } from '../optim.js';
+import type { ScheduleKind } from '../schedule.js';
+import type { DB } from '../../store/db.js';
 
 const roundUp = (n: number, m: number) => Math.ceil(n / m) * m;
 const now = () => performance.now() / 1000;

@@ -1,9 +1,9 @@
 // Built-in reward functions that a PPO/GRPO/RLOO config can name (`reward: { function: ID }`), with
 // promptfoo-like ids: a name, optionally `name:argument`. A learned reward model is the other source
-// (`reward: { model: DIR }`, see cli-data.ts loadRewardModel).
+// (`reward: { model: DIR }`, see train/run-data.ts loadRewardModel).
 
-import { textReward, type RewardFn } from '../rewards/types.js';
-import { vaderCompound } from '../rewards/vader.js';
+import { textReward, type RewardFn } from './types.js';
+import { vaderCompound } from './vader.js';
 
 interface RewardSpec {
   /** One line for docs and error messages. */

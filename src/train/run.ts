@@ -2,7 +2,7 @@
 // and signals; the study runner can call this directly).
 //
 //   config → run dir (config.resolved.json) → model + tokenizer → TRL dataset → token ids
-//          → trainer (offline.ts / ppo-trainer.ts) → <run dir>/final (HF directory) + summary.json
+//          → trainer (trainers/offline.ts, ppo.ts, grpo.ts) → <run dir>/final (HF directory) + summary.json
 //
 // A run that stops early (SIGINT, --stop-after) leaves its checkpoint and no `final/`; `resume: true`
 // continues from the latest checkpoint with the same config and reaches the same final state.
@@ -20,12 +20,12 @@ import { DEFAULT_CHAT_TEMPLATE } from '../data/trl.js';
 import { latestCheckpoint } from './checkpoint.js';
 import { loopOptions, resolveSteps, saveResolved, type TrainConfig } from './config.js';
 import type { TrainSummary } from './loop.js';
-import { trainDpo, trainRewardModel, trainSft, type LoopOptions } from './offline.js';
+import { trainDpo, trainRewardModel, trainSft, type LoopOptions } from './trainers/offline.js';
 import {
   chatTemplateFor, completionOnlyFor, loadRewardModel, loadSplit, loadTrainModel, padIdOf, savePolicy, saveRewardModelDir,
   staticLength, tokenizePairs, tokenizePrompts, tokenizeSft, type Encoder as DataEncoder, type TrainModel,
-} from './cli-data.js';
-import { rewardFunction } from './cli-rewards.js';
+} from './run-data.js';
+import { rewardFunction } from '../rewards/registry.js';
 import type { RewardFn } from '../rewards/types.js';
 
 export interface RunOptions {
@@ -317,7 +317,7 @@ function onlineRunOptions(c: TrainConfig<'ppo' | 'grpo' | 'rloo'>, m: TrainModel
 }
 
 async function runPpo(c: TrainConfig<'ppo'>, m: TrainModel, enc: Encoder, o: RunOptions, log: (l: string) => void): Promise<RunResult> {
-  const { trainPpo } = await import('./ppo-trainer.js');
+  const { trainPpo } = await import('./trainers/ppo.js');
   const p = c.ppo;
   const { ds, prompts } = await onlinePrompts(c, m, enc, 'response_length', p.response_length);
   // TRL's rollout batch: per_device_train_batch_size × gradient_accumulation_steps × num_mini_batches completions.
@@ -373,7 +373,7 @@ async function runPpo(c: TrainConfig<'ppo'>, m: TrainModel, enc: Encoder, o: Run
 // ---- GRPO and RLOO ----------------------------------------------------------------------------------
 
 async function runGroup(c: TrainConfig<'grpo' | 'rloo'>, m: TrainModel, enc: Encoder, o: RunOptions, log: (l: string) => void): Promise<RunResult> {
-  const { trainGrpo, trainRloo } = await import('./grpo-trainer.js');
+  const { trainGrpo, trainRloo } = await import('./trainers/grpo.js');
   const g = c.algorithm === 'grpo' ? (c as TrainConfig<'grpo'>).grpo : (c as TrainConfig<'rloo'>).rloo;
   const { ds, prompts } = await onlinePrompts(c, m, enc, 'max_completion_length', g.max_completion_length);
   // TRL counts completions in the batch: per_device_train_batch_size × gradient_accumulation_steps completions per

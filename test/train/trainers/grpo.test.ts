@@ -7,11 +7,11 @@ import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { initEngine, takeF32, tree } from '../../src/engine/index.js';
-import { trainGrpo, trainRloo } from '../../src/train/grpo-trainer.js';
-import { readMetrics } from '../../src/train/loop.js';
-import { tokenReward } from '../../src/rewards/types.js';
-import { tinyModel } from '../helpers/model.js';
+import { initEngine, takeF32, tree } from '../../../src/engine/index.js';
+import { trainGrpo, trainRloo } from '../../../src/train/trainers/grpo.js';
+import { readMetrics } from '../../../src/train/loop.js';
+import { tokenReward } from '../../../src/rewards/types.js';
+import { tinyModel } from '../../helpers/model.js';
 
 before(async () => {
   await initEngine('wasm');

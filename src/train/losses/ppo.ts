@@ -15,7 +15,7 @@
 // Layout of host arrays: row-major [B,T] Float32Array over the *response* tokens (prompt excluded); mask 1 on
 // response tokens up to and including EOS, 0 on padding. Position t holds the log-prob of response token t.
 
-import { np, lax, tree, type Arr } from '../engine/index.js';
+import { np, lax, tree, type Arr } from '../../engine/index.js';
 import { klEstimateHost, checkEstimator, type KlEstimator } from './kl.js';
 import { maskedMean, whitenHost } from './whiten.js';
 

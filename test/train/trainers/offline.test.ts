@@ -5,11 +5,11 @@ import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { initEngine, keep, free, np, Rng } from '../../src/engine/index.js';
-import { initHead } from '../../src/model/heads.js';
-import { trainDpo, trainRewardModel, trainSft } from '../../src/train/offline.js';
-import type { PairExample } from '../../src/data/batching.js';
-import { tinyModel } from '../helpers/model.js';
+import { initEngine, keep, free, np, Rng } from '../../../src/engine/index.js';
+import { initHead } from '../../../src/model/heads.js';
+import { trainDpo, trainRewardModel, trainSft } from '../../../src/train/trainers/offline.js';
+import type { PairExample } from '../../../src/data/batching.js';
+import { tinyModel } from '../../helpers/model.js';
 
 await initEngine('wasm');
 const dir = () => mkdtempSync(join(tmpdir(), 'alignlab-offline-'));

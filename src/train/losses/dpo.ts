@@ -1,4 +1,4 @@
-// Direct preference optimization and its variants, as TRL's `DPOTrainer.dpo_loss` and `CPOTrainer` (SimPO).
+// Direct preference optimization and its variants, as TRL's `DPOTrainer.dpo_loss`.
 //
 // With sequence log-probs π_c = log π_θ(y_c|x), π_r = log π_θ(y_r|x) and the frozen reference's ρ_c, ρ_r:
 //   h = (π_c − ρ_c) − (π_r − ρ_r)                                      (TRL's `logits`)
@@ -14,13 +14,12 @@
 // (`all_logps / size_completion`), i.e. IPO runs on *average* per-token log-probs; the paper's eq. 17 uses sums.
 // `lengthNormalize` (default: true for ipo, false otherwise) reproduces TRL; give chosenLengths/rejectedLengths.
 //
-//   SimPO   L = −log σ( β/|y_c| log π_θ(y_c|x) − β/|y_r| log π_θ(y_r|x) − γ )       Meng et al. 2024 (SimPO)
-// reference-free and length-normalized; with label smoothing ε as TRL's CPOTrainer (loss_type="simpo").
+// SimPO, the reference-free relative, lives in simpo.ts and shares `preferenceMetrics`.
 //
 // Ownership: consumes its array arguments (pass `x.ref` to keep yours); jit-safe. Losses are batch means.
 
-import { np, nn, lax, type Arr } from '../engine/index.js';
-import { logSigmoid } from '../model/logprobs.js';
+import { np, nn, lax, type Arr } from '../../engine/index.js';
+import { logSigmoid } from '../../model/logprobs.js';
 
 export type DpoLossType = 'sigmoid' | 'ipo' | 'hinge' | 'robust';
 export const DPO_LOSS_TYPES: readonly DpoLossType[] = ['sigmoid', 'ipo', 'hinge', 'robust'];
@@ -97,40 +96,8 @@ export function dpoLoss(inp: DpoInputs, opts: DpoOptions = {}): { loss: Arr; met
   return { loss: losses.mean(), metrics };
 }
 
-export interface SimpoInputs {
-  /** [B] summed log-probs of the chosen / rejected completions under the policy. */
-  chosenLogps: Arr;
-  rejectedLogps: Arr;
-  /** [B] completion token counts |y_c|, |y_r|. */
-  chosenLengths: Arr;
-  rejectedLengths: Arr;
-}
-
-export interface SimpoOptions {
-  /** β: reward scale (SimPO paper: 2.0–2.5; TRL CPOConfig default 0.1). Default 2.0. */
-  beta?: number;
-  /** γ: target reward margin (SimPO paper: γ/β ≈ 0.5; TRL `simpo_gamma` default 0.5). Default 1.0. */
-  gamma?: number;
-  /** ε as in cDPO. Default 0. */
-  labelSmoothing?: number;
-}
-
-export const SIMPO_DEFAULTS = { beta: 2.0, gamma: 1.0, labelSmoothing: 0 };
-
-/** SimPO; metrics use TRL CPOTrainer's conventions: rewards = β·(average log-prob), logps = average log-probs. */
-export function simpoLoss(inp: SimpoInputs, opts: SimpoOptions = {}): { loss: Arr; metrics: PreferenceMetrics } {
-  const { beta = SIMPO_DEFAULTS.beta, gamma = SIMPO_DEFAULTS.gamma, labelSmoothing: eps = SIMPO_DEFAULTS.labelSmoothing } = opts;
-  checkOptions('simpoLoss', beta, eps);
-  const avgC = inp.chosenLogps.div(np.maximum(inp.chosenLengths, 1)); //     log π(y_c)/|y_c|
-  const avgR = inp.rejectedLogps.div(np.maximum(inp.rejectedLengths, 1)); // log π(y_r)/|y_r|
-  const z = avgC.ref.sub(avgR.ref).mul(beta).sub(gamma); // β/|y_c| log π(y_c) − β/|y_r| log π(y_r) − γ
-  const losses = logSigmoid(z.ref).mul(-(1 - eps)).sub(logSigmoid(z.neg()).mul(eps));
-  const metrics = preferenceMetrics(avgC.ref.mul(beta), avgR.ref.mul(beta), avgC, avgR);
-  return { loss: losses.mean(), metrics };
-}
-
 /** TRL's preference metrics: means over the batch of the implicit rewards and log-probs, without gradient. */
-function preferenceMetrics(chosenRewards: Arr, rejectedRewards: Arr, chosenLogps: Arr, rejectedLogps: Arr): PreferenceMetrics {
+export function preferenceMetrics(chosenRewards: Arr, rejectedRewards: Arr, chosenLogps: Arr, rejectedLogps: Arr): PreferenceMetrics {
   const rc = lax.stopGradient(chosenRewards), rr = lax.stopGradient(rejectedRewards);
   return {
     'rewards/chosen': rc.ref.mean(),
@@ -142,7 +109,7 @@ function preferenceMetrics(chosenRewards: Arr, rejectedRewards: Arr, chosenLogps
   };
 }
 
-function checkOptions(fn: string, beta: number, eps: number): void {
+export function checkOptions(fn: string, beta: number, eps: number): void {
   if (!(beta > 0)) throw new Error(`${fn}: beta must be > 0, got ${beta}`);
   if (!(eps >= 0 && eps < 0.5)) throw new Error(`${fn}: labelSmoothing must be in [0, 0.5), got ${eps}`);
 }

@@ -23,15 +23,15 @@
 // clipping, LR schedule, checkpoints and exact resume (buffer, KL coefficient and EMA reference included),
 // NaN guard and metrics (TRL names, one row per update; the rollout's `objective/*` repeat on each of its rows).
 
-import { compile, keep, np, type Arr } from '../engine/index.js';
-import type { ModelConfig } from '../model/config.js';
-import { hidden, lmHead, type Params } from '../model/decoder.js';
-import { initHead, scalarValues, type HeadParams, type ScalarModel } from '../model/heads.js';
-import { tokenLogprobsAndEntropy } from '../model/logprobs.js';
-import type { RewardFn } from '../rewards/types.js';
-import type { RewardModel } from '../rewards/model.js';
-import { PPO_DEFAULTS, ppoAdvantages, ppoLoss } from './ppo.js';
-import { klControllerFromState, makeKlController, type KlControllerState, type KlEstimator } from './kl.js';
+import { compile, keep, np, type Arr } from '../../engine/index.js';
+import type { ModelConfig } from '../../model/config.js';
+import { hidden, lmHead, type Params } from '../../model/decoder.js';
+import { initHead, scalarValues, type HeadParams, type ScalarModel } from '../../model/heads.js';
+import { tokenLogprobsAndEntropy } from '../../model/logprobs.js';
+import type { RewardFn } from '../../rewards/types.js';
+import type { RewardModel } from '../../rewards/model.js';
+import { PPO_DEFAULTS, ppoAdvantages, ppoLoss } from '../losses/ppo.js';
+import { klControllerFromState, makeKlController, type KlControllerState, type KlEstimator } from '../losses/kl.js';
 import {
   newCost, newTally, OnlineSource, policyLogprobs, promptIds, Reference, resolvePolicy, RolloutEngine, runOnline, sequenceColumns, ONLINE_DEFAULTS,
   type OnlineBatch, type OnlineOptions, type OnlineSummary, type PolicyInput, type RolloutBuffer,

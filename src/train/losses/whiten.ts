@@ -8,7 +8,7 @@
 //   whiten(x) = (x − μ) / √(σ² + 1e-8)   [+ μ when shift_mean is off]
 // Unlike TRL, masked-out entries come back as 0 (TRL's PPO fills them with 0 right after whitening anyway).
 
-import { np, type Arr } from '../engine/index.js';
+import { np, type Arr } from '../../engine/index.js';
 
 /** Added to the variance before the square root, as TRL. */
 export const WHITEN_EPS = 1e-8;

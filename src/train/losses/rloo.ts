@@ -11,7 +11,7 @@
 // uses the transposed layout, `reshape(rloo_k, -1)`; one convention for both group methods avoids mix-ups.)
 // Advantages on the host; the loss on the device, jit-safe, consuming its array arguments.
 
-import { np, lax, type Arr } from '../engine/index.js';
+import { np, lax, type Arr } from '../../engine/index.js';
 import type { Rollout, RolloutMetrics, PolicyLossMetrics } from './ppo.js';
 import { whitenHost } from './whiten.js';
 

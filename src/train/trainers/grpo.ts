@@ -12,20 +12,20 @@
 // per rollout π_old is π_θ itself (ratio exactly 1, as TRL), so the old-policy forward pass is skipped unless
 // `logKl` asks for the rollout's KL to the reference (`objective/kl`, comparable with PPO's).
 
-import type { Arr } from '../engine/index.js';
-import { keep } from '../engine/index.js';
-import type { Params } from '../model/decoder.js';
-import type { RewardFn } from '../rewards/types.js';
-import { GRPO_DEFAULTS, GRPO_LOSS_TYPES, groupAdvantages, grpoLoss, type GrpoLossType } from './grpo.js';
-import { RLOO_DEFAULTS, rlooAdvantages, rlooLoss } from './rloo.js';
-import { applyMissingEosPenalty } from './ppo.js';
-import { sequenceLogprob } from '../model/logprobs.js';
-import { maskedMean } from './whiten.js';
+import type { Arr } from '../../engine/index.js';
+import { keep } from '../../engine/index.js';
+import type { Params } from '../../model/decoder.js';
+import type { RewardFn } from '../../rewards/types.js';
+import { GRPO_DEFAULTS, GRPO_LOSS_TYPES, groupAdvantages, grpoLoss, type GrpoLossType } from '../losses/grpo.js';
+import { RLOO_DEFAULTS, rlooAdvantages, rlooLoss } from '../losses/rloo.js';
+import { applyMissingEosPenalty } from '../losses/ppo.js';
+import { sequenceLogprob } from '../../model/logprobs.js';
+import { maskedMean } from '../losses/whiten.js';
 import {
   completionStats, newCost, newTally, OnlineSource, policyLogprobs, promptIds, Reference, resolvePolicy, RolloutEngine, rowSums, runOnline, sequenceColumns,
   ONLINE_DEFAULTS, type Column, type OnlineBatch, type OnlineOptions, type OnlineSummary, type PolicyInput, type Rollout,
 } from './online.js';
-import { stripUndefined } from './ppo-trainer.js';
+import { stripUndefined } from './ppo.js';
 
 export const GROUP_DEFAULTS = {
   /** Distinct prompts per rollout; the rollout has promptsPerIteration × numGenerations completions. */

@@ -8,8 +8,8 @@
 //
 // Ownership: consumes its array arguments (pass `x.ref` to keep yours); jit-safe.
 
-import { np, lax, type Arr } from '../engine/index.js';
-import { tokenLogprobs } from '../model/logprobs.js';
+import { np, lax, type Arr } from '../../engine/index.js';
+import { tokenLogprobs } from '../../model/logprobs.js';
 
 export type SftMetrics = {
   /** Fraction of counted targets that are the logits' argmax (TRL `mean_token_accuracy`). */

@@ -10,8 +10,8 @@
 // The reward is read at the last non-pad token (`lastTokenValues`), as HF's *ForSequenceClassification heads do.
 // Ownership: consumes its array arguments (pass `x.ref` to keep yours); jit-safe.
 
-import { np, lax, type Arr } from '../engine/index.js';
-import { logSigmoid } from '../model/logprobs.js';
+import { np, lax, type Arr } from '../../engine/index.js';
+import { logSigmoid } from '../../model/logprobs.js';
 
 export interface RewardLossOptions {
   /** Per-pair margin m [B] (array) or one number for all pairs. Default 0 (no margin). */
@@ -44,4 +44,4 @@ export function rewardLoss(rChosen: Arr, rRejected: Arr, opts: RewardLossOptions
 }
 
 // Reading the reward at the last real token is the reward head's job (model/heads.ts); re-exported for the loss's users.
-export { lastTokenValues } from '../model/heads.js';
+export { lastTokenValues } from '../../model/heads.js';

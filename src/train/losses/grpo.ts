@@ -13,7 +13,7 @@
 // Advantages are computed on the host (rewards come from host reward functions); the loss runs on the device,
 // jit-safe, consuming its array arguments.
 
-import { np, lax, type Arr } from '../engine/index.js';
+import { np, lax, type Arr } from '../../engine/index.js';
 import { klEstimate } from './kl.js';
 import { maskedMean } from './whiten.js';
 
