@@ -143,3 +143,37 @@ export function metricNames(db: DB, runId: string): string[] {
   ensureRunsSchema(db);
   return (db.prepare('SELECT DISTINCT name FROM metrics WHERE run_id = ? ORDER BY name').all(runId) as { name: string }[]).map((r) => r.name);
 }
+
+// ---- change feed (alignlab dashboard) -----------------------------------------------------------
+// Metric rows are read back in rowid order: `logMetrics` inserts (or replaces, which deletes and
+// re-inserts), so every new value gets a rowid above all earlier ones, except after `truncateMetrics`
+// deleted the newest rows (a resumed run), which a reader notices as `maxMetricRowid` going down.
+
+export interface MetricRow {
+  rowid: number;
+  run: string;
+  step: number;
+  name: string;
+  value: number | null;
+}
+
+/** The highest metric rowid (0 for an empty table): a cursor for `metricsSince`. */
+export function maxMetricRowid(db: DB): number {
+  ensureRunsSchema(db);
+  return (db.prepare('SELECT coalesce(max(rowid), 0) AS m FROM metrics').get() as { m: number }).m;
+}
+
+/** Metric rows written after `rowid`, oldest first, at most `limit`. */
+export function metricsSince(db: DB, rowid: number, limit = 20000): MetricRow[] {
+  ensureRunsSchema(db);
+  return db
+    .prepare('SELECT rowid, run_id AS run, step, name, value FROM metrics WHERE rowid > ? ORDER BY rowid LIMIT ?')
+    .all(rowid, Math.floor(limit)) as MetricRow[];
+}
+
+/** Every metric row of the given runs, by run and step. */
+export function runMetrics(db: DB, runIds: readonly string[]): MetricRow[] {
+  ensureRunsSchema(db);
+  const q = db.prepare('SELECT rowid, run_id AS run, step, name, value FROM metrics WHERE run_id = ? ORDER BY step, name');
+  return runIds.flatMap((id) => q.all(id) as MetricRow[]);
+}
