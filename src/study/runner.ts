@@ -31,6 +31,8 @@ import { SIMPO_DEFAULTS } from '../train/losses/simpo.js';
 import { PPO_DEFAULTS } from '../train/losses/ppo.js';
 import { GRPO_DEFAULTS } from '../train/losses/grpo.js';
 import { writeReport, type WrittenReport } from '../report/index.js';
+import { openStore } from '../store/db.js';
+import { recordStudyResults } from '../store/studies.js';
 import type { StudyConfig } from './config.js';
 import { prepareStudyData, type StudyData } from './data.js';
 import { Evaluator, type Evaluated } from './evaluate.js';
@@ -373,6 +375,7 @@ export class StudyRunner {
       const t = now();
       const e: Evaluated = await this.evaluator.evaluate(params, step);
       addCheckpoint(run, { ...e.checkpoint, wallSeconds: now() - t0 - evalSeconds });
+      recordStudyResults(openStore(), this.out, { ...this.study, runs: [run] }); // live: the dashboard sees each checkpoint
       run.samples = e.samples;
       evalSeconds += now() - t;
       const c = e.checkpoint;
@@ -512,6 +515,7 @@ export class StudyRunner {
   private saveStudy(): string {
     const file = join(this.out, 'study.jsonl');
     writeAtomic(file, serializeStudy(this.study));
+    recordStudyResults(openStore(), this.out, this.study); // the store's copy (idempotent: a resumed study adds no duplicates)
     return file;
   }
 }
