@@ -134,9 +134,35 @@ export interface RetryEvent {
   retryAfterMs?: number;
 }
 
+/** Default per-attempt limits. A hung request costs `firstByteTimeoutMs`, not the whole-answer limit: most
+ * servers send headers only when a non-streamed answer is complete, so this is also the slowest healthy answer
+ * we wait for before retrying. */
+export const DEFAULT_TIMEOUTS = { timeoutMs: 120_000, firstByteTimeoutMs: 30_000 };
+
+/** Ports Node's fetch (undici) refuses to connect to: the Fetch standard's "bad port" list
+ * (https://fetch.spec.whatwg.org/#port-blocking), as in Node 20's undici. A request to one fails with a bare
+ * "fetch failed", so we say why before sending anything. test/eval/providers/http.test.ts checks each against fetch. */
+export const FETCH_BLOCKED_PORTS: ReadonlySet<number> = new Set([
+  1, 7, 9, 11, 13, 15, 17, 19, 20, 21, 22, 23, 25, 37, 42, 43, 53, 69, 77, 79, 87, 95, 101, 102, 103, 104, 109, 110, 111, 113, 115, 117,
+  119, 123, 135, 137, 139, 143, 161, 179, 389, 427, 465, 512, 513, 514, 515, 526, 530, 531, 532, 540, 548, 554, 556, 563, 587, 601, 636,
+  989, 990, 993, 995, 1719, 1720, 1723, 2049, 3659, 4045, 4190, 5060, 5061, 6000, 6566, 6665, 6666, 6667, 6668, 6669, 6679, 6697, 10080,
+]);
+
+/** Why fetch will refuse this http(s) URL's port, or undefined when it will not. */
+export function blockedPortProblem(url: string | URL): string | undefined {
+  const u = typeof url === 'string' ? new URL(url) : url;
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') return undefined;
+  const port = Number(u.port || (u.protocol === 'https:' ? 443 : 80));
+  if (!FETCH_BLOCKED_PORTS.has(port)) return undefined;
+  return `port ${port} is on Node's list of blocked ports (the Fetch standard's "bad ports"), so fetch refuses to connect to it; serve on another port (e.g. 8000)`;
+}
+
 export interface HttpClientOptions {
   /** Per-attempt limit covering connect, headers and the whole body (default 120 s; for streams, the idle gap between chunks). */
   timeoutMs?: number;
+  /** Per-attempt limit until the response headers arrive (for streams: the first event); default 30 s. A server
+   * that accepted the request but never answers is retried after this long instead of `timeoutMs`. */
+  firstByteTimeoutMs?: number;
   retry?: Partial<RetryPolicy>;
   /** Requests in flight at once, shared by everything that uses this client (default 4). */
   concurrency?: number;
@@ -152,6 +178,7 @@ export interface HttpClientOptions {
 export interface RequestOptions {
   signal?: AbortSignal;
   timeoutMs?: number;
+  firstByteTimeoutMs?: number;
   /** Checks a parsed body; a returned string marks it malformed (retried like bad JSON). */
   validate?: (data: unknown) => string | undefined;
   /** Called when an attempt gets its concurrency slot (latency clocks start here, not in the client's queue). */
@@ -199,6 +226,12 @@ const NETWORK_CODES = new Set([
   'UND_ERR_BODY_TIMEOUT',
 ]);
 
+/** The message of the cause of a fetch failure that no retry can fix (a blocked port, a bad URL). */
+function fatalFetchCause(err: unknown): string | undefined {
+  const cause = (err as { cause?: { message?: unknown } }).cause;
+  return typeof cause?.message === 'string' && /bad port|invalid url|not supported|unknown scheme/i.test(cause.message) ? cause.message : undefined;
+}
+
 /** The network error code behind a fetch failure, or undefined when the error is not a network failure. */
 export function networkErrorCode(err: unknown): string | undefined {
   for (let e: unknown = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
@@ -209,8 +242,7 @@ export function networkErrorCode(err: unknown): string | undefined {
   }
   // undici wraps connection failures as TypeError('fetch failed'); requests that can never work (a port
   // fetch refuses, a bad scheme) are wrapped the same way, so those are told apart by their cause.
-  const cause = (err as { cause?: { message?: unknown } }).cause;
-  const fatal = typeof cause?.message === 'string' && /bad port|invalid url|not supported|unknown scheme/i.test(cause.message);
+  const fatal = fatalFetchCause(err) !== undefined;
   if (err instanceof TypeError && err.message === 'fetch failed' && !fatal) return 'FETCH_FAILED';
   return undefined;
 }
@@ -231,27 +263,40 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
-/** One attempt's abort wiring: our timeout plus the caller's signal. `arm()` restarts the timer (streams). */
-function attemptSignal(timeoutMs: number, outer?: AbortSignal) {
+/**
+ * One attempt's abort wiring: the caller's signal plus two timers. The first-byte timer runs until
+ * `firstByte()` (response headers; for streams, the first event); the other covers the whole attempt and
+ * `arm()` restarts it (streams: the idle gap between events). `timedOut()` says which fired, as a reason.
+ */
+function attemptSignal(t: { timeoutMs: number; firstByteTimeoutMs: number }, outer?: AbortSignal) {
   const ctrl = new AbortController();
-  let timedOut = false;
+  let timedOut: string | undefined;
   let timer: ReturnType<typeof setTimeout> | undefined;
+  const fire = (reason: string) => {
+    timedOut ??= reason;
+    ctrl.abort(new Error(reason));
+  };
   const arm = () => {
     clearTimeout(timer);
-    timer = setTimeout(() => {
-      timedOut = true;
-      ctrl.abort(new Error(`timeout after ${timeoutMs} ms`));
-    }, timeoutMs);
+    timer = setTimeout(() => fire(`timeout after ${t.timeoutMs} ms`), t.timeoutMs);
   };
+  // Only useful when shorter than the whole-attempt limit.
+  let firstTimer: ReturnType<typeof setTimeout> | undefined =
+    t.firstByteTimeoutMs < t.timeoutMs ? setTimeout(() => fire(`no response within ${t.firstByteTimeoutMs} ms (first-byte timeout)`), t.firstByteTimeoutMs) : undefined;
   const onOuter = () => ctrl.abort(outer!.reason);
   outer?.addEventListener('abort', onOuter, { once: true });
   arm();
   return {
     signal: ctrl.signal,
     arm,
+    firstByte: () => {
+      clearTimeout(firstTimer);
+      firstTimer = undefined;
+    },
     timedOut: () => timedOut,
     dispose: () => {
       clearTimeout(timer);
+      clearTimeout(firstTimer);
       outer?.removeEventListener('abort', onOuter);
     },
   };
@@ -260,6 +305,7 @@ function attemptSignal(timeoutMs: number, outer?: AbortSignal) {
 export class HttpClient {
   readonly policy: RetryPolicy;
   readonly timeoutMs: number;
+  readonly firstByteTimeoutMs: number;
   readonly limiter: Semaphore;
   // Private fields are invisible to util.inspect, JSON.stringify and console.log: the key cannot leak that way.
   readonly #apiKey: string | undefined;
@@ -270,7 +316,8 @@ export class HttpClient {
 
   constructor(opts: HttpClientOptions = {}) {
     this.policy = { ...DEFAULT_RETRY, ...opts.retry };
-    this.timeoutMs = opts.timeoutMs ?? 120_000;
+    this.timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUTS.timeoutMs;
+    this.firstByteTimeoutMs = opts.firstByteTimeoutMs ?? DEFAULT_TIMEOUTS.firstByteTimeoutMs;
     this.limiter = new Semaphore(opts.concurrency ?? 4);
     this.#apiKey = opts.apiKey;
     this.#headers = { ...opts.headers };
@@ -287,6 +334,10 @@ export class HttpClient {
 
   #redact(text: string): string {
     return redactSecrets(text, [this.#apiKey, ...Object.values(this.#headers)]);
+  }
+
+  #timeouts(opts: RequestOptions) {
+    return { timeoutMs: opts.timeoutMs ?? this.timeoutMs, firstByteTimeoutMs: opts.firstByteTimeoutMs ?? this.firstByteTimeoutMs };
   }
 
   /** GET or POST a JSON API, retrying per the policy. Resolves with the parsed body of a 2xx answer. */
@@ -310,7 +361,7 @@ export class HttpClient {
    * Retries only until the first event is yielded: after that a retry would repeat text the caller already has. */
   async *streamJson(url: string, body: unknown, opts: RequestOptions = {}): AsyncGenerator<unknown> {
     const payload = JSON.stringify(body);
-    const timeoutMs = opts.timeoutMs ?? this.timeoutMs;
+    const timeouts = this.#timeouts(opts);
     let yielded = 0;
     let attempts = 0;
     // Open the stream (with retries) up to and including its first event.
@@ -318,7 +369,7 @@ export class HttpClient {
       attempts = attempt;
       const release = await this.limiter.acquire();
       opts.onStart?.();
-      const sig = attemptSignal(timeoutMs, opts.signal);
+      const sig = attemptSignal(timeouts, opts.signal);
       let keep = false;
       try {
         const res = await fetch(url, { method: 'POST', headers: this.#requestHeaders(true), body: payload, signal: sig.signal });
@@ -329,13 +380,14 @@ export class HttpClient {
         const events = readSse(res.body)[Symbol.asyncIterator]();
         sig.arm();
         const first = await events.next();
+        sig.firstByte();
         if (first.done) return { ok: false, failure: { kind: 'malformed', retryable: true, reason: 'stream ended before any event' } };
         const parsed = parseEventData(first.value.data, opts.validate);
         if ('error' in parsed) return { ok: false, failure: { kind: 'malformed', retryable: true, reason: parsed.error, body: first.value.data } };
         keep = true;
         return { ok: true, value: { events, first: parsed, sig, release } };
       } catch (err) {
-        return { ok: false, failure: this.#thrownFailure(err, sig.timedOut(), timeoutMs, opts.signal) };
+        return { ok: false, failure: this.#thrownFailure(err, sig.timedOut(), opts.signal) };
       } finally {
         if (!keep) {
           sig.dispose();
@@ -359,7 +411,7 @@ export class HttpClient {
       }
     } catch (err) {
       if (err instanceof HttpError) throw err;
-      const f = this.#thrownFailure(err, sig.timedOut(), timeoutMs, opts.signal);
+      const f = this.#thrownFailure(err, sig.timedOut(), opts.signal);
       throw new HttpError(this.#redact(`POST ${url}: stream interrupted after ${yielded} events: ${f.reason}`), url, f.kind, attempts);
     } finally {
       sig.dispose();
@@ -370,6 +422,8 @@ export class HttpClient {
 
   async #withRetries<T>(method: string, url: string, signal: AbortSignal | undefined, attemptFn: (attempt: number) => Promise<Attempt<T>>): Promise<T> {
     const p = this.policy;
+    const blocked = blockedPortProblem(url);
+    if (blocked) throw new HttpError(this.#redact(`${method} ${url}: ${blocked}`), url, 'network', 0);
     let malformed = 0;
     for (let attempt = 1; ; attempt++) {
       const wait = this.#pausedUntil - Date.now();
@@ -394,12 +448,12 @@ export class HttpClient {
   }
 
   async #attempt(method: string, url: string, payload: string | undefined, opts: RequestOptions, onStart: () => void): Promise<Attempt<{ data: never; status: number; headers: Headers }>> {
-    const timeoutMs = opts.timeoutMs ?? this.timeoutMs;
     const release = await this.limiter.acquire();
     onStart();
-    const sig = attemptSignal(timeoutMs, opts.signal);
+    const sig = attemptSignal(this.#timeouts(opts), opts.signal);
     try {
       const res = await fetch(url, { method, headers: this.#requestHeaders(payload !== undefined), body: payload, signal: sig.signal });
+      sig.firstByte();
       const text = await res.text(); // inside the timeout: a body that trickles forever is a timeout too
       if (!res.ok) return { ok: false, failure: this.#statusFailure(res, text) };
       let data: unknown;
@@ -412,7 +466,7 @@ export class HttpClient {
       if (problem) return { ok: false, failure: { kind: 'malformed', retryable: true, reason: `unexpected response: ${problem}`, status: res.status, body: text } };
       return { ok: true, value: { data: data as never, status: res.status, headers: res.headers } };
     } catch (err) {
-      return { ok: false, failure: this.#thrownFailure(err, sig.timedOut(), timeoutMs, opts.signal) };
+      return { ok: false, failure: this.#thrownFailure(err, sig.timedOut(), opts.signal) };
     } finally {
       sig.dispose();
       release();
@@ -430,11 +484,12 @@ export class HttpClient {
     };
   }
 
-  #thrownFailure(err: unknown, timedOut: boolean, timeoutMs: number, outer?: AbortSignal): Failure {
-    if (timedOut) return { kind: 'timeout', retryable: true, reason: `timeout after ${timeoutMs} ms` };
+  #thrownFailure(err: unknown, timedOut: string | undefined, outer?: AbortSignal): Failure {
+    if (timedOut) return { kind: 'timeout', retryable: true, reason: timedOut };
     if (outer?.aborted) return { kind: 'aborted', retryable: false, reason: 'aborted by caller' };
     const code = networkErrorCode(err);
-    const msg = err instanceof Error ? err.message : String(err);
+    const fatal = fatalFetchCause(err);
+    const msg = err instanceof Error ? `${err.message}${fatal ? ` (${fatal})` : ''}` : String(err);
     if (code) return { kind: 'network', retryable: true, reason: code === 'FETCH_FAILED' ? `network error (${msg})` : `network error ${code}` };
     return { kind: 'network', retryable: false, reason: `request failed: ${msg}` };
   }

@@ -3,7 +3,7 @@
 // Multiple-choice scoring uses the legacy completions trick lm-evaluation-harness uses: send context +
 // continuation with echo=true and logprobs, then sum the log-probs of the tokens that cover the continuation.
 import type { ChatMessage, CompletionRequest, CompletionResponse, LoglikelihoodRequest, LoglikelihoodResponse, Provider } from './types.js';
-import { HttpClient, resolveApiKey, type HttpClientOptions, type RetryEvent, type RetryPolicy } from './http.js';
+import { blockedPortProblem, HttpClient, resolveApiKey, type HttpClientOptions, type RetryEvent, type RetryPolicy } from './http.js';
 
 export const OPENAI_BASE_URL = 'https://api.openai.com/v1';
 
@@ -59,6 +59,8 @@ function normalizeBaseUrl(raw: string, where: string): string {
   }
   if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error(`${where}: base URL must be http(s), got ${u.protocol}`);
   if (u.search || u.hash) throw new Error(`${where}: base URL must not carry a query or fragment: ${raw}`);
+  const blocked = blockedPortProblem(u);
+  if (blocked) throw new Error(`${where}: ${blocked}`);
   return u.toString().replace(/\/+$/, '');
 }
 
@@ -71,8 +73,10 @@ export interface OpenAIProviderOptions {
   apiKeyEnv?: string;
   /** Where keys and OPENAI_BASE_URL are read from (default process.env). */
   env?: Record<string, string | undefined>;
-  /** Per-attempt timeout (default 120 s). */
+  /** Per-attempt timeout for the whole answer (default 120 s). */
   timeoutMs?: number;
+  /** Per-attempt timeout until the server starts answering (headers; for streams the first event). Default 30 s. */
+  firstByteTimeoutMs?: number;
   retry?: Partial<RetryPolicy>;
   /** Requests in flight at once for this provider (default 4). */
   concurrency?: number;
@@ -175,6 +179,7 @@ export class OpenAIProvider implements Provider {
     if (keyVar && !apiKey) throw new Error(`${id}: environment variable ${keyVar} is not set (it holds the API key for ${this.spec.baseUrl})`);
     const httpOpts: HttpClientOptions = {
       timeoutMs: opts.timeoutMs,
+      firstByteTimeoutMs: opts.firstByteTimeoutMs,
       retry: opts.retry,
       concurrency: opts.concurrency,
       headers: opts.headers,
@@ -325,6 +330,7 @@ export class OpenAIProvider implements Provider {
 const SNAKE: Record<string, keyof OpenAIProviderOptions> = {
   api_key_env: 'apiKeyEnv',
   timeout_ms: 'timeoutMs',
+  first_byte_timeout_ms: 'firstByteTimeoutMs',
   extra_body: 'extraBody',
   on_retry: 'onRetry',
 };
@@ -340,6 +346,7 @@ const OPTION_TYPES: Record<keyof OpenAIProviderOptions, string> = {
   apiKeyEnv: 'string',
   env: 'object',
   timeoutMs: 'number',
+  firstByteTimeoutMs: 'number',
   retry: 'object',
   concurrency: 'number',
   headers: 'object',
@@ -380,7 +387,7 @@ export function normalizeOpenAIOptions(id: string, raw: Record<string, unknown>)
     if (typeof v !== type || v === null) throw new Error(`${id}: option ${k} must be a ${type}, got ${JSON.stringify(v)}`);
     if (name === 'mode' && !['chat', 'completions', 'auto'].includes(v as string)) throw new Error(`${id}: option mode must be chat, completions or auto, got "${v}"`);
     if (name === 'concurrency' && (!Number.isInteger(v) || (v as number) < 1)) throw new Error(`${id}: option concurrency must be an integer >= 1, got ${v}`);
-    if (name === 'timeoutMs' && !((v as number) > 0)) throw new Error(`${id}: option ${k} must be > 0, got ${v}`);
+    if ((name === 'timeoutMs' || name === 'firstByteTimeoutMs') && !((v as number) > 0)) throw new Error(`${id}: option ${k} must be > 0, got ${v}`);
     out[name] = v;
   }
   if (Object.keys(retry).length > 0) out.retry = retry;

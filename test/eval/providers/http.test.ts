@@ -15,8 +15,12 @@ import {
   redactSecrets,
   resolveApiKey,
   networkErrorCode,
+  blockedPortProblem,
+  DEFAULT_TIMEOUTS,
+  FETCH_BLOCKED_PORTS,
   type RetryEvent,
 } from '../../../src/eval/providers/http.js';
+import { createOpenAIProvider } from '../../../src/eval/providers/openai.js';
 import { startFaultServer, type Fault } from '../../helpers/fault-server.js';
 
 const FAST = { baseDelayMs: 5, maxDelayMs: 20 };
@@ -188,6 +192,31 @@ describe('HttpClient against a fault-injecting server', async () => {
     assert.equal(srv.answered.length, 0);
   });
 
+  test('a hung request is retried after the first-byte timeout, not the whole-answer limit, and answered once', async () => {
+    assert.ok(DEFAULT_TIMEOUTS.firstByteTimeoutMs < DEFAULT_TIMEOUTS.timeoutMs && new HttpClient().firstByteTimeoutMs === DEFAULT_TIMEOUTS.firstByteTimeoutMs);
+    reset([{ kind: 'hang' }]);
+    const events: RetryEvent[] = [];
+    // The whole-answer limit is a minute: only the first-byte timer can end the hung attempt within the test.
+    const c = new HttpClient({ retry: FAST, timeoutMs: 60_000, firstByteTimeoutMs: 200, onRetry: (e) => events.push(e) });
+    const r = await c.requestJson<{ choices: { text: string }[] }>('POST', url, { prompt: 'hung once' });
+    assert.equal(r.data.choices[0]!.text, 'answer to hung once');
+    assert.equal(r.attempts, 2);
+    assert.deepEqual(events.map((e) => e.reason), ['no response within 200 ms (first-byte timeout)']);
+    assert.equal(srv.arrivals.length, 2);
+    assert.equal(srv.answered.filter((a) => a.prompt === 'hung once').length, 1, 'answered exactly once');
+  });
+
+  test('a stream that never sends its first event is retried after the first-byte timeout', async () => {
+    reset([{ kind: 'hang' }]);
+    const events: RetryEvent[] = [];
+    const c = new HttpClient({ retry: FAST, timeoutMs: 60_000, firstByteTimeoutMs: 200, onRetry: (e) => events.push(e) });
+    const got: unknown[] = [];
+    for await (const ev of c.streamJson(url, { prompt: 'hung stream', stream: true })) got.push(ev);
+    assert.ok(got.length > 0);
+    assert.deepEqual(events.map((e) => e.reason), ['no response within 200 ms (first-byte timeout)']);
+    assert.equal(srv.arrivals.length, 2);
+  });
+
   test('recovers from a hang, a dropped connection, a reset and malformed JSON', async () => {
     reset([{ kind: 'hang' }, { kind: 'drop' }, { kind: 'reset' }, { kind: 'malformed' }]);
     const events: RetryEvent[] = [];
@@ -300,4 +329,28 @@ describe('HttpClient against a fault-injecting server', async () => {
       await keyed.close();
     }
   });
+});
+
+test("ports on Node's blocked list are named before anything is sent; the list is the one fetch enforces", async () => {
+  const refusal = async (port: number) => {
+    try {
+      await fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(3000) });
+      return 'answered';
+    } catch (e) {
+      return String((e as { cause?: { message?: string } }).cause?.message ?? (e as Error).message);
+    }
+  };
+  for (const p of FETCH_BLOCKED_PORTS) assert.equal(await refusal(p), 'bad port', `fetch should refuse port ${p}`);
+  // Every neighbour of a listed port that is not itself listed is allowed (refused connections, not "bad port").
+  const neighbours = [...FETCH_BLOCKED_PORTS].flatMap((p) => [p - 1, p + 1]).filter((p) => p > 0 && !FETCH_BLOCKED_PORTS.has(p));
+  for (const p of new Set(neighbours)) assert.notEqual(await refusal(p), 'bad port', `port ${p} is not blocked by fetch`);
+
+  assert.match(blockedPortProblem('http://127.0.0.1:6000/v1')!, /port 6000 is on Node's list of blocked ports/);
+  assert.equal(blockedPortProblem('http://127.0.0.1:8000/v1'), undefined);
+  assert.equal(blockedPortProblem('http://example.com/v1'), undefined, 'the default port 80 is allowed');
+  const err = (await new HttpClient().requestJson('POST', 'http://127.0.0.1:6000/v1/completions', {}).catch((e) => e)) as HttpError;
+  assert.ok(err instanceof HttpError);
+  assert.equal(err.attempts, 0, 'nothing was sent');
+  assert.match(err.message, /^POST http:\/\/127\.0\.0\.1:6000\/v1\/completions: port 6000 is on Node's list of blocked ports/);
+  assert.throws(() => createOpenAIProvider('openai-compat:http://127.0.0.1:6000/v1#m'), /provider id "openai-compat:http:\/\/127\.0\.0\.1:6000\/v1#m": port 6000 is on Node's list of blocked ports/);
 });
