@@ -49,6 +49,12 @@ const silu = (z: number) => z / (1 + Math.exp(-z));
 
 /** Logits [T][V] for one unpadded sequence (positions 0…T−1). */
 export function referenceLogits(cfg: ModelConfig, p: HostParams, ids: number[]): Float64Array[] {
+  const head: HostTensor = p.lmHead ?? transpose(p.wte);
+  return referenceHidden(cfg, p, ids).map((h) => matvec(h, head));
+}
+
+/** Final hidden states [T][C] (after the last RMSNorm) for one unpadded sequence: what reward heads read. */
+export function referenceHidden(cfg: ModelConfig, p: HostParams, ids: number[]): Float64Array[] {
   if (!['llama', 'mistral', 'qwen2'].includes(cfg.arch)) throw new Error(`reference: ${cfg.arch} is not covered`);
   const C = cfg.hiddenSize, H = cfg.numHeads, K = cfg.numKvHeads, D = cfg.headDim, G = H / K;
   let xs: Vec[] = ids.map((t) => Float64Array.from(p.wte.data.subarray(t * C, (t + 1) * C)));
@@ -86,8 +92,7 @@ export function referenceLogits(cfg: ModelConfig, p: HostParams, ids: number[]):
       return Float64Array.from(x1, (xv, c) => xv + m[c]!);
     });
   }
-  const head: HostTensor = p.lmHead ?? transpose(p.wte);
-  return xs.map((x) => matvec(rmsNorm(x, p.lnf.w, cfg.normEps), head));
+  return xs.map((x) => rmsNorm(x, p.lnf.w, cfg.normEps));
 }
 
 function transpose(w: HostTensor): HostTensor {

@@ -22,6 +22,7 @@ import { getMetric } from '../../../src/store/runs.js';
 import { tinyModel } from '../../helpers/model.js';
 import { LM } from '../../../src/model/lm.js';
 import { Tokenizer, byteLevelTokenizerJson } from '../../../src/formats/tokenizer.js';
+import { referenceHidden } from '../../model/reference.js';
 
 before(async () => {
   await initEngine('wasm');
@@ -175,6 +176,14 @@ test('a learned reward model scores at the last real token, survives save/load, 
   back.dispose();
 
   // PPO with the RM: the value model starts as a copy of it (lr 0 keeps it there), the reward is its score.
+  // Every sequence the trainer sends to the RM is recorded, then rescored here independently (float64 reference
+  // trunk, test/model/reference.ts, and the head on the host): their mean must be the logged objective/scores.
+  const sent: number[][] = [];
+  const rmScore = rm.score.bind(rm);
+  rm.score = async (s: number[][]) => {
+    sent.push(...s.map((x) => [...x]));
+    return rmScore(s);
+  };
   const r = await trainPpo({
     runDir: tmp('ppo-rm'), store: false, policy: { cfg, params }, rewardModel: rm, prompts: PROMPTS.slice(0, 8), iterations: 1,
     batchSize: 8, ppoEpochs: 1, maxNewTokens: 4, temperature: 1, learningRate: 0, seed: 3,
@@ -187,7 +196,13 @@ test('a learned reward model scores at the last real token, survives save/load, 
   assert.ok(await same(r.value.trunk.layers[1]!.wqkv, rm.model.trunk.layers[1]!.wqkv), 'value trunk = reward trunk');
   assert.ok(await same(r.policy.wte, params.wte), 'lr 0 leaves the policy as it was');
   const score = readMetrics(r.summary.runDir)[0]!['objective/scores']!;
-  assert.ok(Number.isFinite(score) && score !== 0);
+  assert.equal(sent.length, 8, 'the RM scored the batch of 8 completions');
+  const prompts = PROMPTS.slice(0, 8).map((p) => p.join());
+  // No EOS in this config, so every completion runs to maxNewTokens (4) after its 3-token prompt.
+  sent.forEach((s) => assert.ok(s.length === 7 && prompts.includes(s.slice(0, 3).join()), `prompt ++ completion: ${s.join()}`));
+  const hostTrunk = initHostParams(cfg, 9, 0.2);
+  const rescored = sent.map((s) => referenceHidden(cfg, hostTrunk, s).at(-1)!.reduce((a, x, c) => a + x * head.w.data[c]!, 0) + 0.25);
+  assert.ok(Math.abs(score - mean(rescored)) < 1e-4, `objective/scores ${score} vs the RM rescored independently ${mean(rescored)}`);
   tree.dispose([r.policy, r.value.trunk, r.value.head, params] as never);
   rm.dispose();
 });
