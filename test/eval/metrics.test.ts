@@ -42,7 +42,7 @@ test('SQuAD exact match and F1 on hand-computed examples', () => {
   // Repeated tokens are clipped by the gold count (Counter intersection): P = 1/2, R = 1.
   close(tokenF1('the cat the cat', 'cat'), 2 / 3);
   assert.equal(tokenF1('', 'cat'), 0);
-  assert.equal(tokenF1('the', 'a'), 1); // both normalize to empty: SQuAD v2 rule
+  assert.equal(tokenF1('the', 'a'), 0); // both normalize to empty: v1.1 gives 0 (squad.test.ts has the v2.0 rule)
   assert.equal(maxOverGold(exactMatch, '1976', ['1975', '1976']), 1);
   assert.throws(() => maxOverGold(tokenF1, 'x', []), /no gold answers/);
 });

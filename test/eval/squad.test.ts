@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { exactMatch, maxOverGold, normalizeAnswer, PY_SPACE_CHAR, PY_WORD_CHAR, tokenF1, tokenF1V2 } from '../../src/eval/metrics/index.js';
+import { exactMatch, maxOverGold, normalizeAnswer, scoreGeneration, PY_SPACE_CHAR, PY_WORD_CHAR, tokenF1, tokenF1V2 } from '../../src/eval/metrics/index.js';
 import { Rng as SeededRng } from '../../src/engine/rng.js';
 
 const HELPER = fileURLToPath(new URL('./helpers/squad_official.py', import.meta.url));
@@ -99,6 +99,7 @@ test('v1.1 F1 is 0 when an answer normalises to nothing; the v2.0 rule is squad_
   assert.equal(tokenF1V2('the', 'a'), 1);
   assert.equal(tokenF1('.', 'cat'), 0);
   assert.equal(tokenF1V2('.', 'cat'), 0);
+  assert.deepEqual(scoreGeneration(['exact_match', 'f1', 'squad_v2_f1'], { output: 'The.', references: ['an'] }), { exact_match: 1, f1: 0, squad_v2_f1: 1 });
 });
 
 test('exact_match, f1 and squad_v2_f1 equal the official scripts on named cases', { skip }, () => {

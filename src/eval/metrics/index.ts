@@ -1,6 +1,6 @@
 // The metric catalogue: every per-sample metric a task may list, what it needs, and how it is computed.
 // Task validation reads `METRICS` to reject a metric that cannot apply to the task's type.
-import { exactMatch, maxOverGold, tokenF1 } from './squad.js';
+import { exactMatch, maxOverGold, tokenF1, tokenF1V2 } from './squad.js';
 import { rougeMax } from './rouge.js';
 import { compressionRatio, distinctN, repetitionRate, wordCount } from './text.js';
 import { clamp01, mean } from '../../stats/index.js';
@@ -29,7 +29,8 @@ const GEN: TaskType[] = ['qa', 'summarization', 'generation'];
 
 export const METRICS: Record<string, MetricInfo> = {
   exact_match: { types: ['qa'], needsReferences: true, higherIsBetter: true, unit: true, description: 'SQuAD exact match after normalization, max over gold answers' },
-  f1: { types: ['qa'], needsReferences: true, higherIsBetter: true, unit: true, description: 'SQuAD token F1 after normalization, max over gold answers' },
+  f1: { types: ['qa'], needsReferences: true, higherIsBetter: true, unit: true, description: 'SQuAD v1.1 token F1 after normalization, max over gold answers (an answer that normalizes to nothing scores 0)' },
+  squad_v2_f1: { types: ['qa'], needsReferences: true, higherIsBetter: true, unit: true, description: 'SQuAD v2.0 token F1: as f1, but an empty answer scores 1 against an empty gold answer' },
   rouge1: { types: GEN, needsReferences: true, higherIsBetter: true, unit: true, description: 'ROUGE-1 F-measure (rouge-score tokenization, no stemming), max over references' },
   rouge2: { types: GEN, needsReferences: true, higherIsBetter: true, unit: true, description: 'ROUGE-2 F-measure, max over references' },
   rougeL: { types: GEN, needsReferences: true, higherIsBetter: true, unit: true, description: 'ROUGE-L (longest common subsequence) F-measure, max over references' },
@@ -90,6 +91,7 @@ export function scoreGeneration(metrics: string[], x: GenerationInput, opts: Par
     switch (m) {
       case 'exact_match': out[m] = maxOverGold(exactMatch, x.output, x.references); break;
       case 'f1': out[m] = maxOverGold(tokenF1, x.output, x.references); break;
+      case 'squad_v2_f1': out[m] = maxOverGold(tokenF1V2, x.output, x.references); break;
       case 'rouge1': case 'rouge2': case 'rougeL': out[m] = rougeMax(m, x.output, x.references); break;
       case 'length': out[m] = wordCount(x.output); break;
       case 'compression_ratio': if (x.source !== undefined) out[m] = compressionRatio(x.output, x.source); break;
