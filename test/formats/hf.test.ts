@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import { hfTensorsFromParams, loadHFDir, saveHFDir } from '../../src/formats/hf.js';
 import { readSafetensors, readSafetensorsHeader, writeSafetensors } from '../../src/formats/safetensors.js';
 import { byteLevelTokenizerJson } from '../../src/formats/tokenizer.js';
-import { ARCHS, configToHF, tinyConfig, type ModelConfig } from '../../src/model/config.js';
+import { ARCHS, tinyConfig, type ModelConfig } from '../../src/model/config.js';
 import { leavesWithPaths, type HostParams, type HostTensor } from '../../src/model/params.js';
 import { randomParams, tmp } from './helpers.js';
 
@@ -34,6 +34,34 @@ function variants(): [string, ModelConfig][] {
   ];
 }
 
+// The config.json each variant above must produce, written out by hand with Hugging Face transformers' own keys
+// (GPT2Config, LlamaConfig, MistralConfig, Qwen2Config, MixtralConfig) — not computed by our writer.
+const ids = { bos_token_id: null, eos_token_id: null, pad_token_id: null };
+const GPT2_HF = {
+  architectures: ['GPT2LMHeadModel'], model_type: 'gpt2', vocab_size: 257, n_embd: 32, n_layer: 2, n_head: 4, n_inner: 128,
+  n_positions: 64, n_ctx: 64, layer_norm_epsilon: 1e-5, activation_function: 'gelu_new', resid_pdrop: 0, embd_pdrop: 0,
+  attn_pdrop: 0, tie_word_embeddings: true, torch_dtype: 'float32', ...ids,
+};
+const LLAMA_HF = {
+  architectures: ['LlamaForCausalLM'], model_type: 'llama', vocab_size: 257, hidden_size: 32, num_hidden_layers: 2,
+  num_attention_heads: 4, num_key_value_heads: 4, head_dim: 8, intermediate_size: 72, max_position_embeddings: 64,
+  rms_norm_eps: 1e-6, rope_theta: 10000, hidden_act: 'silu', attention_dropout: 0, tie_word_embeddings: false,
+  torch_dtype: 'float32', ...ids,
+};
+const EXPECTED_HF_CONFIG: Record<string, Record<string, unknown>> = {
+  gpt2: GPT2_HF,
+  llama: LLAMA_HF,
+  mistral: { ...LLAMA_HF, architectures: ['MistralForCausalLM'], model_type: 'mistral', sliding_window: 4 },
+  qwen2: { ...LLAMA_HF, architectures: ['Qwen2ForCausalLM'], model_type: 'qwen2', use_sliding_window: false, sliding_window: 64 },
+  mixtral: {
+    ...LLAMA_HF, architectures: ['MixtralForCausalLM'], model_type: 'mixtral', sliding_window: null,
+    num_local_experts: 4, num_experts_per_tok: 2, router_aux_loss_coef: 0.02,
+  },
+  'llama-gqa-untied': { ...LLAMA_HF, num_key_value_heads: 2 },
+  'llama-tied': { ...LLAMA_HF, tie_word_embeddings: true },
+  'gpt2-untied': { ...GPT2_HF, tie_word_embeddings: false },
+};
+
 test('save -> load gives identical params and config for every architecture', async () => {
   for (const [label, cfg] of variants()) {
     const dir = tmp(`hf-${label}`);
@@ -45,7 +73,7 @@ test('save -> load gives identical params and config for every architecture', as
     assert.deepEqual(got.unusedTensors, []);
     assert.equal(got.tokenizer?.eosId, 256);
     assert.deepEqual(got.generationConfig, { max_new_tokens: 5 });
-    assert.deepEqual(JSON.parse(readFileSync(join(dir, 'config.json'), 'utf-8')), configToHF(cfg));
+    assert.deepEqual(JSON.parse(readFileSync(join(dir, 'config.json'), 'utf-8')), EXPECTED_HF_CONFIG[label], `${label}: config.json`);
     // transformers only opens safetensors whose metadata says format "pt".
     assert.deepEqual(readSafetensorsHeader(join(dir, 'model.safetensors')).metadata, { format: 'pt' });
   }
