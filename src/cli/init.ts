@@ -4,19 +4,34 @@ import { ARCHS, tinyConfig, type Arch } from '../model/config.js';
 import { initHostParams } from '../model/params.js';
 import { saveHFDir } from '../formats/hf.js';
 import { byteLevelTokenizerJson } from '../formats/tokenizer.js';
-import { parseFlags, need, UsageError } from './args.js';
+import { command, integer, parse, positiveInteger, UsageError } from './args.js';
+
+export const cli = () =>
+  command('init', 'create a small random model directory with a byte-level tokenizer, to try the other commands on')
+    .requiredOption('--out <dir>', 'where to write the model directory')
+    .option('--arch <arch>', `architecture: ${ARCHS.join(' | ')}`, 'llama')
+    .option('--layers <n>', 'decoder layers', positiveInteger, 2)
+    .option('--hidden <n>', 'hidden size', positiveInteger, 64)
+    .option('--heads <n>', 'attention heads', positiveInteger, 4)
+    .option('--kv-heads <n>', 'key/value heads (default: --heads)', positiveInteger)
+    .option('--context <n>', 'context length in tokens', positiveInteger, 256)
+    .option('--seed <n>', 'seed of the random weights', integer, 0);
+
+interface Flags {
+  out: string;
+  arch: string;
+  layers: number;
+  hidden: number;
+  heads: number;
+  kvHeads?: number;
+  context: number;
+  seed: number;
+}
 
 export async function main(argv: string[]): Promise<void> {
-  const f = parseFlags(argv, {
-    arch: { type: 'string', default: 'llama' },
-    out: { type: 'string' },
-    layers: { type: 'number', default: 2 },
-    hidden: { type: 'number', default: 64 },
-    heads: { type: 'number', default: 4 },
-    'kv-heads': { type: 'number' },
-    context: { type: 'number', default: 256 },
-    seed: { type: 'number', default: 0 },
-  });
+  const cmd = cli();
+  if (!(await parse(cmd, argv))) return;
+  const f = cmd.opts<Flags>();
   if (!(ARCHS as readonly string[]).includes(f.arch)) throw new UsageError(`--arch must be one of ${ARCHS.join(', ')}`);
   const arch = f.arch as Arch;
   const specials = ['<|endoftext|>'];
@@ -25,7 +40,7 @@ export async function main(argv: string[]): Promise<void> {
     numLayers: f.layers,
     hiddenSize: f.hidden,
     numHeads: f.heads,
-    numKvHeads: f['kv-heads'] ?? f.heads,
+    numKvHeads: f.kvHeads ?? f.heads,
     headDim: f.hidden / f.heads,
     intermediateSize: arch === 'gpt2' ? 4 * f.hidden : Math.round((8 * f.hidden) / 3),
     maxPositions: f.context,
@@ -33,7 +48,7 @@ export async function main(argv: string[]): Promise<void> {
     eosTokenId: 256,
     bosTokenId: 256,
   });
-  const out = need(f.out, 'out');
+  const out = f.out;
   await saveHFDir(out, {
     config: cfg,
     params: initHostParams(cfg, f.seed),

@@ -1,11 +1,19 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { resolveModelRef } from '../formats/hub.js';
 import { configFromHF, paramCount, traits } from '../model/config.js';
-import { parseFlags, need } from './args.js';
+import { command, parse } from './args.js';
+
+export const cli = () =>
+  command('inspect', 'show a model directory: architecture, sizes, parameter count; checks the weight files against config.json')
+    .requiredOption('--model <dir>', 'model directory (config.json, *.safetensors)')
+    .option('--json', 'print one JSON object');
 
 export async function main(argv: string[]): Promise<void> {
-  const f = parseFlags(argv, { model: { type: 'string' }, json: { type: 'boolean', default: false } });
-  const dir = need(f.model, 'model');
+  const cmd = cli();
+  if (!(await parse(cmd, argv))) return;
+  const f = cmd.opts<{ model: string; json: boolean }>();
+  const dir = resolveModelRef(f.model); // a pulled hub id (org/name) works too
   const file = join(dir, 'config.json');
   const raw = await readFile(file, 'utf-8').catch(() => {
     throw new Error(`${file}: cannot be read (is ${dir} a model directory?)`);

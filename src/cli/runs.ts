@@ -2,20 +2,34 @@
 //
 //   alignlab runs [--kind dpo] [--status completed] [--limit 20] [--metrics loss,eval_loss] [--json] [--db FILE]
 
-import { parseFlags } from './args.js';
+import { command, Option, parse, positiveInteger } from './args.js';
 import { openStore, defaultDbPath } from '../store/db.js';
-import { listRuns, type RunRow } from '../store/runs.js';
+import { listRuns, type RunRow, type RunStatus } from '../store/runs.js';
 import { formatDuration, formatNumber } from '../train/progress.js';
 
-const SPEC = {
-  db: { type: 'string', help: 'SQLite store (default $ALIGNLAB_DB or .alignlab/alignlab.db)' },
-  kind: { type: 'string', help: 'only runs of this kind (sft, rm, dpo, ppo, grpo, rloo, …)' },
-  status: { type: 'string', help: 'only runs with this status (running, completed, stopped, interrupted, failed)' },
-  limit: { type: 'number', help: 'at most this many runs' },
-  metrics: { type: 'string', help: 'comma-separated metric names to show (default: a few common ones present)' },
-  json: { type: 'boolean', default: false, help: 'print the rows as JSON' },
-  help: { type: 'boolean', default: false },
-} as const;
+/** Every status a run can have (the type is the store's; `satisfies` keeps the two lists together). */
+const STATUSES = ['running', 'completed', 'stopped', 'interrupted', 'failed'] as const satisfies readonly RunStatus[];
+type Missing = Exclude<RunStatus, (typeof STATUSES)[number]>;
+const _allStatuses: Missing extends never ? true : never = true;
+void _allStatuses;
+
+export const cli = () =>
+  command('runs', 'list training runs recorded in SQLite, newest first, with their final metrics')
+    .option('--kind <kind>', 'only runs of this kind (sft, rm, dpo, ppo, grpo, rloo, …)')
+    .addOption(new Option('--status <status>', 'only runs with this status').choices(STATUSES))
+    .option('--limit <n>', 'at most this many runs', positiveInteger)
+    .option('--metrics <names>', 'comma-separated metric names to show (default: a few common ones present)')
+    .option('--json', 'print the rows as JSON')
+    .option('--db <file>', 'SQLite store (default $ALIGNLAB_DB or .alignlab/alignlab.db)');
+
+interface Flags {
+  kind?: string;
+  status?: RunStatus;
+  limit?: number;
+  metrics?: string;
+  json?: boolean;
+  db?: string;
+}
 
 // Shown by default when present, in this order (TRL names).
 const DEFAULT_METRICS = ['loss', 'eval_loss', 'rewards/accuracies', 'eval_rewards/accuracies', 'rewards/margins', 'objective/rlhf_reward', 'objective/kl', 'accuracy', 'eval_accuracy'];
@@ -51,11 +65,9 @@ export function formatRuns(runs: RunRow[], metricNames?: string[]): string {
 }
 
 export async function main(argv: string[]): Promise<void> {
-  const f = parseFlags(argv, SPEC);
-  if (f.help) {
-    console.log('usage: alignlab runs [--kind K] [--status S] [--limit N] [--metrics a,b] [--json] [--db FILE]');
-    return;
-  }
+  const cmd = cli();
+  if (!(await parse(cmd, argv))) return;
+  const f = cmd.opts<Flags>();
   const db = openStore(f.db ?? defaultDbPath());
   const runs = listRuns(db, { kind: f.kind, status: f.status, limit: f.limit });
   if (f.json) {

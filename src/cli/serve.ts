@@ -15,7 +15,7 @@ export const cli = () =>
     .option('--max-batch <n>', 'rows per generate call', positiveInteger, 8)
     .option('--max-queue <n>', 'waiting rows before answering 503', positiveInteger, 1024)
     .option('--api-key-env <var>', 'environment variable holding a key clients must send as a Bearer token')
-    .option('--quiet', 'no per-request log lines', false);
+    .option('--quiet', 'no per-request log lines');
 
 interface Flags {
   model: string;
@@ -26,7 +26,7 @@ interface Flags {
   maxBatch: number;
   maxQueue: number;
   apiKeyEnv?: string;
-  quiet: boolean;
+  quiet?: boolean;
 }
 
 export interface ServeDeps {
