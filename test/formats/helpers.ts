@@ -115,9 +115,28 @@ const expert = (t: HostTensor, e: number): HostTensor => {
  * GELU's input and output to fp16 as llama.cpp's CPU backend does, to compare GPT-2 with it tightly.
  */
 export function referenceNextLogprobs(c: ModelConfig, p: HostParams, tokens: number[], { ggmlGelu = false } = {}): Float64Array {
+  const logits = referenceHeadLogits(c, p, referenceHidden(c, p, tokens, { ggmlGelu }).at(-1)!);
+  const mx = Math.max(...logits);
+  const lse = mx + Math.log(logits.reduce((a, v) => a + Math.exp(v - mx), 0));
+  return logits.map((v) => v - lse);
+}
+
+/** Logits [T][V] at every position of one unpadded sequence (positions 0…T−1). */
+export function referenceLogits(c: ModelConfig, p: HostParams, tokens: number[]): Float64Array[] {
+  return referenceHidden(c, p, tokens).map((h) => referenceHeadLogits(c, p, h));
+}
+
+function referenceHeadLogits(c: ModelConfig, p: HostParams, h: Vec): Float64Array {
+  const logits = new Float64Array(c.vocabSize);
+  if (p.lmHead) logits.set(matvec(h, p.lmHead));
+  else for (let v = 0; v < c.vocabSize; v++) for (let d = 0; d < c.hiddenSize; d++) logits[v] += h[d] * p.wte.data[v * c.hiddenSize + d];
+  return logits;
+}
+
+/** Final hidden states [T][C] (after the last norm) of one unpadded sequence: what LM, reward and value heads read. */
+export function referenceHidden(c: ModelConfig, p: HostParams, tokens: number[], { ggmlGelu = false } = {}): Float64Array[] {
   const t = traits(c);
   const { hiddenSize: C, numHeads: H, numKvHeads: K, headDim: D } = c;
-  const T = tokens.length;
   let xs: Vec[] = tokens.map((tok, pos) => {
     const x = Float64Array.from(p.wte.data.subarray(tok * C, (tok + 1) * C));
     if (t.learnedPositions) addInto(x, Float64Array.from(p.wpe!.data.subarray(pos * C, (pos + 1) * C)));
@@ -187,13 +206,7 @@ export function referenceNextLogprobs(c: ModelConfig, p: HostParams, tokens: num
       return y;
     });
   }
-  const h = norm(xs[T - 1], p.lnf);
-  const logits = new Float64Array(c.vocabSize);
-  if (p.lmHead) logits.set(matvec(h, p.lmHead));
-  else for (let v = 0; v < c.vocabSize; v++) for (let d = 0; d < C; d++) logits[v] += h[d] * p.wte.data[v * C + d];
-  const mx = Math.max(...logits);
-  const lse = mx + Math.log(logits.reduce((a, v) => a + Math.exp(v - mx), 0));
-  return logits.map((v) => v - lse);
+  return xs.map((x) => norm(x, p.lnf));
 }
 
 export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {

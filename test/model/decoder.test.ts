@@ -5,7 +5,7 @@ import { forward, prefill, decodeStep, freeKV, type Params } from '../../src/mod
 import { paramCount, tinyConfig } from '../../src/model/config.js';
 import { initHostParams, mapTree } from '../../src/model/params.js';
 import { toDevice } from '../../src/model/weights.js';
-import { referenceLogits } from './reference.js';
+import { referenceLogits } from '../formats/helpers.js';
 import { ALL_ARCHS, padBatch, randomTokens, tinyModel, disposeAll } from '../helpers/model.js';
 
 await initEngine('wasm');
@@ -112,11 +112,12 @@ test('paramCount equals the number of elements in the initialised tree', () => {
   }
 });
 
-// An independent reference (test/model/reference.ts: float64 loops written from the math) on sequences longer
-// than Mistral's sliding window: the full forward and KV-cache decoding must both match it.
-for (const arch of ['mistral', 'llama', 'qwen2'] as const) {
+// An independent reference (test/formats/helpers.ts: float64 loops after Hugging Face's modeling code, the one
+// the llama.cpp parity test also checks) on sequences longer than Mistral's sliding window: the full forward and
+// KV-cache decoding must both match it.
+for (const arch of ALL_ARCHS) {
   test(`${arch}: logits match an independent float64 reference, full forward and KV-cache decoding, 12 tokens`, async () => {
-    const over = { numKvHeads: 2, ...(arch === 'mistral' ? { slidingWindow: 4 } : {}) };
+    const over = { ...(arch === 'gpt2' ? {} : { numKvHeads: 2 }), ...(arch === 'mistral' ? { slidingWindow: 4 } : {}) };
     const cfg = tinyConfig(arch, over);
     const host = initHostParams(cfg, 21, 0.2);
     const params = toDevice(host);

@@ -22,7 +22,7 @@ import { getMetric } from '../../../src/store/runs.js';
 import { tinyModel } from '../../helpers/model.js';
 import { LM } from '../../../src/model/lm.js';
 import { Tokenizer, byteLevelTokenizerJson } from '../../../src/formats/tokenizer.js';
-import { referenceHidden } from '../../model/reference.js';
+import { referenceHidden } from '../../formats/helpers.js';
 
 before(async () => {
   await initEngine('wasm');
@@ -177,7 +177,7 @@ test('a learned reward model scores at the last real token, survives save/load, 
 
   // PPO with the RM: the value model starts as a copy of it (lr 0 keeps it there), the reward is its score.
   // Every sequence the trainer sends to the RM is recorded, then rescored here independently (float64 reference
-  // trunk, test/model/reference.ts, and the head on the host): their mean must be the logged objective/scores.
+  // trunk, test/formats/helpers.ts, and the head on the host): their mean must be the logged objective/scores.
   const sent: number[][] = [];
   const rmScore = rm.score.bind(rm);
   rm.score = async (s: number[][]) => {
