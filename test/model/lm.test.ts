@@ -9,6 +9,9 @@ import { initEngine } from '../../src/engine/index.js';
 import { LM } from '../../src/model/lm.js';
 import { byteLevelTokenizerJson, Tokenizer } from '../../src/formats/tokenizer.js';
 import { ALL_ARCHS, tinyModel } from '../helpers/model.js';
+import { tinyConfig } from '../../src/model/config.js';
+import { initHostParams } from '../../src/model/params.js';
+import { toDevice } from '../../src/model/weights.js';
 
 await initEngine('wasm');
 const tok = () => Tokenizer.fromJSON(byteLevelTokenizerJson(), { eos_token: '<|endoftext|>' });
@@ -32,7 +35,7 @@ for (const arch of ALL_ARCHS) {
   });
 }
 
-test('sampling is seeded, respects max new tokens and stop strings, and returns per-token log-probs', async () => {
+test('sampling is seeded, respects max new tokens, and returns per-token log-probs', async () => {
   const { cfg, params } = tinyModel('llama', 5, { vocabSize: 257, eosTokenId: 256 });
   const lm = new LM(cfg, params, tok(), 'm');
   const opts = { maxNewTokens: 12, temperature: 0.9, topK: 50, topP: 0.95, seed: 7 };
@@ -45,14 +48,27 @@ test('sampling is seeded, respects max new tokens and stop strings, and returns 
   }
   const other = await lm.generate(['ab', 'c'], { ...opts, seed: 8 });
   assert.notDeepEqual(other.map((g) => g.tokenIds), x.map((g) => g.tokenIds), 'a different seed draws differently');
-  // A stop string taken from the greedy output itself must cut the text right before it.
+  lm.dispose();
+});
+
+test('a stop string (two letters taken from the greedy output) cuts the text right before it', async () => {
+  // A random byte-level model writes arbitrary bytes (often U+FFFD); zeroing every LM-head column but a–z makes its
+  // greedy output lowercase letters, so the stop string is a real one.
+  const cfg = tinyConfig('llama', { vocabSize: 257, eosTokenId: 256 });
+  const host = initHostParams(cfg, 5, 0.2);
+  const head = host.lmHead!, V = cfg.vocabSize;
+  for (let c = 0; c < cfg.hiddenSize; c++) for (let v = 0; v < V; v++) if (v < 97 || v > 122) head.data[c * V + v] = 0;
+  const lm = new LM(cfg, toDevice(host), tok(), 'm');
   const [greedy] = await lm.generate(['ab'], { maxNewTokens: 12, temperature: 0 });
-  const stop = greedy!.text.slice(3, 5);
-  if (stop.length === 2 && !greedy!.text.slice(0, 3).includes(stop)) {
-    const [cut] = await lm.generate(['ab'], { maxNewTokens: 12, temperature: 0, stop: [stop] });
-    assert.equal(cut!.finishReason, 'stop');
-    assert.equal(cut!.text, greedy!.text.slice(0, 3));
-  }
+  const text = greedy!.text;
+  assert.match(text, /^[a-z]{12}$/);
+  // The first two-letter window that does not occur earlier: the stop must cut exactly there.
+  const at = [...text].findIndex((_, i) => i > 0 && i + 2 <= text.length && !text.slice(0, i + 1).includes(text.slice(i, i + 2)));
+  assert.ok(at > 0, `no usable stop string in ${JSON.stringify(text)}`);
+  const stop = text.slice(at, at + 2);
+  const [cut] = await lm.generate(['ab'], { maxNewTokens: 12, temperature: 0, stop: [stop] });
+  assert.equal(cut!.finishReason, 'stop');
+  assert.equal(cut!.text, text.slice(0, at), `stop ${JSON.stringify(stop)} in ${JSON.stringify(text)}`);
   lm.dispose();
 });
 
