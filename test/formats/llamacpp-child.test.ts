@@ -69,12 +69,24 @@ test('generate: max tokens, stop strings, seeded sampling', async () => {
   assert.equal(g.tokens.length, 5);
   assert.equal(g.finishReason, 'length');
   assert.equal(g.text, await child.detokenize(g.tokens));
-  // Stop on the second generated character: the text is cut before it.
-  const stopAt = g.text.slice(1, 2);
-  if (stopAt && !g.text.slice(0, 1).includes(stopAt)) {
-    const s = await child.generate('ab', { maxTokens: 5, stop: [stopAt] });
+  // Stop strings, on a model whose LM head keeps only the a–z columns (so greedy text is letters, never U+FFFD):
+  // stop on the first letter that did not occur before; the text is cut right before it.
+  const lettersParams = randomParams(cfg, 1);
+  const head = lettersParams.lmHead!, V = cfg.vocabSize;
+  for (let c = 0; c < cfg.hiddenSize; c++) for (let v = 0; v < V; v++) if (v < 97 || v > 122) head.data[c * V + v] = 0;
+  const lettersPath = join(dir, 'letters.gguf');
+  writeGGUF(lettersPath, { config: cfg, params: lettersParams, tokenizerJson: byteLevelTokenizerJson(), tokenizerConfig: { eos_token: '<|endoftext|>' } });
+  const letters = await LlamaCppChild.start(lettersPath);
+  try {
+    const full = await letters.generate('ab', { maxTokens: 8 });
+    assert.match(full.text, /^[a-z]{8}$/);
+    const at = [...full.text].findIndex((ch, i) => i > 0 && !full.text.slice(0, i).includes(ch));
+    assert.ok(at > 0, `no usable stop string in ${JSON.stringify(full.text)}`);
+    const s = await letters.generate('ab', { maxTokens: 8, stop: [full.text[at]!] });
     assert.equal(s.finishReason, 'stop');
-    assert.equal(s.text, g.text.slice(0, 1));
+    assert.equal(s.text, full.text.slice(0, at), `stop ${JSON.stringify(full.text[at])} in ${JSON.stringify(full.text)}`);
+  } finally {
+    await letters.close();
   }
   const a1 = await child.generate('ab', { maxTokens: 8, temperature: 1, seed: 7 });
   const a2 = await child.generate('ab', { maxTokens: 8, temperature: 1, seed: 7 });
