@@ -4,18 +4,10 @@
 
 import { createReadStream, appendFileSync, writeFileSync, renameSync, readFileSync, existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
+import { DataError } from './errors.js';
 
-export class DataError extends Error {
-  constructor(
-    readonly file: string,
-    readonly line: number | null,
-    readonly field: string | null,
-    readonly why: string,
-  ) {
-    super(`${file}${line !== null ? `:${line}` : ''}: ${field !== null ? `field "${field}" ` : ''}${why}`);
-    this.name = 'DataError';
-  }
-}
+// The project's one DataError (errors.ts), re-exported for callers that import it from here.
+export { DataError };
 
 export interface JsonlRow<T = unknown> {
   /** 1-based line number in the file. */

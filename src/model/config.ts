@@ -1,6 +1,7 @@
 // ModelConfig: the one description of a decoder that every part of alignlab reads.
 // It is derived from (and written back to) Hugging Face config.json with HF's exact keys,
 // so a directory we save opens in transformers and one transformers saves opens here.
+import { ConfigError } from '../formats/errors.js';
 
 export type Arch = 'gpt2' | 'llama' | 'mistral' | 'qwen2' | 'mixtral';
 export const ARCHS: readonly Arch[] = ['gpt2', 'llama', 'mistral', 'qwen2', 'mixtral'];
@@ -36,12 +37,8 @@ export const traits = (c: ModelConfig) => ({
   moe: c.arch === 'mixtral' && c.numExperts > 0,
 });
 
-export class ConfigError extends Error {
-  constructor(file: string, field: string, why: string) {
-    super(`${file}: field "${field}" ${why}`);
-    this.name = 'ConfigError';
-  }
-}
+// The project's one ConfigError (formats/errors.ts), re-exported for callers that import it from here.
+export { ConfigError };
 
 type Json = Record<string, unknown>;
 

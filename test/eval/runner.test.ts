@@ -207,10 +207,21 @@ test('per-provider concurrency limit holds; a bad task file fails before any pro
   const r = await runEvalFile(cfg, { db: openStore(join(d, 's.db')), ...quiet });
   assert.equal(peak, 3);
   assert.equal(r.samples.length, 16);
-  const bad = writeEvalConfig(d, 'bad.yaml', `providers: [slow:y]\ntasks: [qa.yaml, missing.yaml]\n`);
-  await assert.rejects(runEvalFile(bad, { db: openStore(join(d, 's.db')), ...quiet }), /missing\.yaml/);
+  // A provider that counts how often it is created and asked: a bad task file must cost neither.
+  let created = 0, asked = 0;
+  registerProvider('counting', (target, id) => {
+    created++;
+    return { id, model: 'counting', complete: async () => (asked++, { text: 'ok', finishReason: 'stop' as const }) };
+  });
+  const bad = writeEvalConfig(d, 'bad.yaml', `providers: [counting:y]\ntasks: [qa.yaml, missing.yaml]\n`);
+  await assert.rejects(runEvalFile(bad, { db: openStore(join(d, 's.db')), ...quiet }), (e: Error) => e.message === `${join(d, 'missing.yaml')}: file not found`);
+  assert.equal(asked, 0, 'no provider call before the task files are known good');
+  assert.equal(created, 0, 'no provider even opened');
+  // The same config with the task file fixed does call it: the counter can count.
+  await runEvalFile(writeEvalConfig(d, 'good.yaml', `providers: [counting:y]\ntasks: [qa.yaml]\nbootstrap: 0\nout: out-good\n`), { db: openStore(join(d, 's.db')), ...quiet });
+  assert.ok(asked > 0 && created === 1, `asked ${asked}, created ${created}`);
   const badCfg = writeEvalConfig(d, 'bad2.yaml', `providers: [slow:y]\ntasks: [qa.yaml]\nconcurency: 2\n`);
-  await assert.rejects(runEvalFile(badCfg, { db: openStore(join(d, 's.db')), ...quiet }), /bad2\.yaml:1: top level: Unrecognized key: "concurency"/);
+  await assert.rejects(runEvalFile(badCfg, { db: openStore(join(d, 's.db')), ...quiet }), /bad2\.yaml:3: field "concurency" is not a known field/);
   await assert.rejects(
     runEvalFile(writeEvalConfig(d, 'bad3.yaml', `providers: [nope:y]\ntasks: [qa.yaml]\n`), { db: openStore(join(d, 's.db')), ...quiet }),
     /unknown provider kind "nope"/,

@@ -65,18 +65,18 @@ test('malformed rows name the file, the line and the field', async () => {
   const { question: _q, ...noQ } = rows[2]!;
   writeFileSync(join(d, 'miss.jsonl'), [lines[0], lines[1], '', JSON.stringify(noQ)].join('\n'));
   writeFileSync(join(d, 'miss.yaml'), qaYaml('miss.jsonl'));
-  await assert.rejects(loadTask(join(d, 'miss.yaml')), /miss\.jsonl:4: field "question": missing \(the prompt template uses it\)/);
+  await assert.rejects(loadTask(join(d, 'miss.yaml')), /miss\.jsonl:4: field "question" is missing \(the prompt template uses it\)$/);
   // JSON array: the third element starts on line 4.
   writeFileSync(join(d, 'arr.json'), `[\n${JSON.stringify(rows[0])},\n${JSON.stringify(rows[1])},\n${JSON.stringify({ ...rows[2], answers: { x: 1 } })}\n]`);
   writeFileSync(join(d, 'arr.yaml'), qaYaml('arr.json'));
-  await assert.rejects(loadTask(join(d, 'arr.yaml')), /arr\.json:4: field "answers": expected a string or a non-empty list/);
+  await assert.rejects(loadTask(join(d, 'arr.yaml')), /arr\.json:4: field "answers" must be a string or a non-empty list/);
   // CSV with a short record on line 3.
   writeFileSync(join(d, 'bad.csv'), 'id,context,question,answers\nr1,c,q,a\nr2,c\n');
   await assert.rejects(loadRows(join(d, 'bad.csv')), /bad\.csv:3: invalid CSV/);
   // CSV row on line 3 missing a value the template uses is fine (empty string), but a missing column is not.
   writeFileSync(join(d, 'cols.csv'), 'id,context,answers\nr1,c,a\nr2,c,b\n');
   writeFileSync(join(d, 'cols.yaml'), qaYaml('cols.csv'));
-  await assert.rejects(loadTask(join(d, 'cols.yaml')), /cols\.csv:2: field "question": missing/);
+  await assert.rejects(loadTask(join(d, 'cols.yaml')), /cols\.csv:2: field "question" is missing/);
   await assert.rejects(loadRows(join(d, 'nope.tsv')), /unknown data format/);
   await assert.rejects(loadRows(join(d, 'absent.jsonl')), /absent\.jsonl: cannot read data file \(ENOENT\)/);
 });
@@ -96,24 +96,49 @@ test('multiple choice: gold as index, letter or text; out-of-range gold names it
   assert.equal(t.spec.mode, 'completion');
   writeFileSync(join(d, 'mc2.jsonl'), JSON.stringify(mc[0]) + '\n' + JSON.stringify({ ...mc[1], gold: 5 }));
   writeFileSync(join(d, 'mc2.yaml'), 'name: mc\ntype: multiple_choice\ndata: mc2.jsonl\nprompt: "Q: {{ q }}"\n');
-  await assert.rejects(loadTask(join(d, 'mc2.yaml')), /mc2\.jsonl:2: field "gold": expected a choice index 0\.\.2/);
+  await assert.rejects(loadTask(join(d, 'mc2.yaml')), /mc2\.jsonl:2: field "gold" must be a choice index 0\.\.2/);
 });
 
 test('task files: schema errors name the YAML line and field; metrics must fit the type', async () => {
   const d = dir();
   writeFileSync(join(d, 'q.jsonl'), rows.map((r) => JSON.stringify(r)).join('\n'));
   writeFileSync(join(d, 't1.yaml'), qaYaml('q.jsonl', 'generation:\n  max_tokens: lots\n'));
-  await assert.rejects(loadTask(join(d, 't1.yaml')), /t1\.yaml:9: field "generation\.max_tokens": .*number/);
+  await assert.rejects(loadTask(join(d, 't1.yaml')), /t1\.yaml:9: field "generation\.max_tokens" is invalid: .*number/);
   writeFileSync(join(d, 't2.yaml'), qaYaml('q.jsonl', 'metrics: [rougeL, acc]\n'));
-  await assert.rejects(loadTask(join(d, 't2.yaml')), /field "metrics": metric "acc" does not apply to a qa task/);
+  await assert.rejects(loadTask(join(d, 't2.yaml')), /t2\.yaml:8: field "metrics" names "acc", which does not apply to a qa task/);
   writeFileSync(join(d, 't3.yaml'), qaYaml('q.jsonl', 'promt: typo\n'));
-  await assert.rejects(loadTask(join(d, 't3.yaml')), /t3\.yaml:1: top level: Unrecognized key: "promt"/);
+  // An unknown key is reported at its own line (zod reports it at the enclosing object, line 1).
+  await assert.rejects(loadTask(join(d, 't3.yaml')), (e: Error) => e.message === `${join(d, 't3.yaml')}:8: field "promt" is not a known field (a typo?)`);
+  writeFileSync(join(d, 't3b.yaml'), qaYaml('q.jsonl', 'generation:\n  max_tokens: 4\n  temprature: 0\n'));
+  await assert.rejects(loadTask(join(d, 't3b.yaml')), (e: Error) => e.message === `${join(d, 't3b.yaml')}:10: field "generation.temprature" is not a known field (a typo?)`);
   writeFileSync(join(d, 't4.yaml'), qaYaml('q.jsonl', 'type: essay\n').replace('type: qa\n', ''));
   await assert.rejects(loadTask(join(d, 't4.yaml')), /t4\.yaml:7: field "type"/);
   writeFileSync(join(d, 't5.yaml'), 'name: mc\ntype: multiple_choice\nmode: chat\ndata: q.jsonl\nprompt: x\n');
-  await assert.rejects(loadTask(join(d, 't5.yaml')), /field "mode": multiple_choice is scored by log-likelihood/);
+  await assert.rejects(loadTask(join(d, 't5.yaml')), /t5\.yaml:3: field "mode" must be completion: multiple_choice is scored by log-likelihood/);
   writeFileSync(join(d, 't6.yaml'), qaYaml('q.jsonl', 'prompt2: x\n').replace('{{ question }}', '{{ question }'));
   await assert.rejects(loadTask(join(d, 't6.yaml')));
+});
+
+test('a task field naming a column the data lacks is reported against the task file; a missing task file is one line', async () => {
+  const d = dir();
+  writeFileSync(join(d, 'q.jsonl'), rows.map((r) => JSON.stringify(r)).join('\n'));
+  const data = join(d, 'q.jsonl');
+  // `references: answer` (the data has "answers"): the task file's line 8, not row 1 of the data.
+  writeFileSync(join(d, 'r1.yaml'), qaYaml('q.jsonl', 'references: answer\n'));
+  await assert.rejects(
+    loadTask(join(d, 'r1.yaml')),
+    (e: Error) => e.name === 'ConfigError' && e.message === `${join(d, 'r1.yaml')}:8: field "references" names "answer", which is not a field of ${data}:1 (its fields: id, context, question, answers)`,
+  );
+  // The default ("answers" for qa) against data that names its gold column otherwise: the task file, no line.
+  writeFileSync(join(d, 'g.jsonl'), rows.map(({ answers, ...r }) => JSON.stringify({ ...r, gold: answers })).join('\n'));
+  writeFileSync(join(d, 'r2.yaml'), qaYaml('g.jsonl'));
+  await assert.rejects(loadTask(join(d, 'r2.yaml')), (e: Error) => e.message.startsWith(`${join(d, 'r2.yaml')}: field "references" (default "answers") names "answers", which is not a field of ${join(d, 'g.jsonl')}:1`));
+  // A column missing from a later row only is still that row's data error.
+  writeFileSync(join(d, 'late.jsonl'), rows.map((r, i) => JSON.stringify(i === 2 ? { ...r, answers: undefined } : r)).join('\n'));
+  writeFileSync(join(d, 'r3.yaml'), qaYaml('late.jsonl'));
+  await assert.rejects(loadTask(join(d, 'r3.yaml')), (e: Error) => e.name === 'DataError' && e.message === `${join(d, 'late.jsonl')}:3: field "answers" is missing`);
+  // No such task file: one line naming it, not a raw ENOENT with a stack of fs internals.
+  await assert.rejects(loadTask(join(d, 'absent.yaml')), (e: Error) => e.name === 'ConfigError' && e.message === `${join(d, 'absent.yaml')}: file not found`);
 });
 
 test('few-shot: n examples, seeded per row, never the row itself; chat and completion layouts', async () => {

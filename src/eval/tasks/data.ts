@@ -3,18 +3,24 @@
 import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import { parse as parseCsv } from 'csv-parse/sync';
+import { DataError } from '../../formats/errors.js';
+
+export { DataError };
 
 export interface Row {
   values: Record<string, unknown>;
-  /** "data/qa.jsonl:12" — used in every error about this row. */
+  file: string;
+  /** 1-based line where the row starts; null for Parquet (rows, not lines). */
+  line: number | null;
+  /** 1-based row number in the file. */
+  index: number;
+  /** "data/qa.jsonl:12" or "data/qa.parquet: row 12" — shown in messages about this row. */
   where: string;
 }
 
-export class DataError extends Error {
-  constructor(msg: string) {
-    super(msg);
-    this.name = 'DataError';
-  }
+/** A DataError about one row (and optionally one of its fields), at the row's line. */
+export function rowError(row: Pick<Row, 'file' | 'line' | 'index'>, field: string | null, why: string): DataError {
+  return new DataError(row.file, row.line, field, row.line === null ? `${why} (row ${row.index})` : why);
 }
 
 function isRecord(v: unknown): v is Record<string, unknown> {
@@ -30,10 +36,10 @@ export function loadJsonl(file: string, text = readFileSync(file, 'utf8')): Row[
     try {
       v = JSON.parse(line);
     } catch (e) {
-      throw new DataError(`${where}: invalid JSON (${(e as Error).message})`);
+      throw new DataError(file, i + 1, null, `invalid JSON (${(e as Error).message})`);
     }
-    if (!isRecord(v)) throw new DataError(`${where}: expected a JSON object per line, got ${Array.isArray(v) ? 'an array' : typeof v}`);
-    rows.push({ values: v, where });
+    if (!isRecord(v)) throw new DataError(file, i + 1, null, `expected a JSON object per line, got ${Array.isArray(v) ? 'an array' : typeof v}`);
+    rows.push({ values: v, file, line: i + 1, index: rows.length + 1, where });
   });
   return rows;
 }
@@ -70,16 +76,17 @@ export function loadJson(file: string, text = readFileSync(file, 'utf8')): Row[]
   try {
     v = JSON.parse(text);
   } catch (e) {
-    throw new DataError(`${file}: invalid JSON (${(e as Error).message})`);
+    throw new DataError(file, null, null, `invalid JSON (${(e as Error).message})`);
   }
   // Accept a bare array, or {"data": [...]} / {"rows": [...]} as some exports write.
   const arr = Array.isArray(v) ? v : isRecord(v) && Array.isArray(v.data) ? v.data : isRecord(v) && Array.isArray(v.rows) ? v.rows : undefined;
-  if (!arr) throw new DataError(`${file}: expected a JSON array of objects (or {"data": [...]})`);
+  if (!arr) throw new DataError(file, null, null, 'expected a JSON array of objects (or {"data": [...]})');
   const lines = Array.isArray(v) ? arrayElementLines(text) : [];
   return arr.map((x, i) => {
-    const where = lines[i] !== undefined ? `${file}:${lines[i]}` : `${file}: row ${i + 1}`;
-    if (!isRecord(x)) throw new DataError(`${where}: expected an object, got ${Array.isArray(x) ? 'an array' : typeof x}`);
-    return { values: x, where };
+    const line = lines[i] ?? null;
+    const row = { file, line, index: i + 1, where: line !== null ? `${file}:${line}` : `${file}: row ${i + 1}` };
+    if (!isRecord(x)) throw rowError(row, null, `expected an object, got ${Array.isArray(x) ? 'an array' : typeof x}`);
+    return { values: x, ...row };
   });
 }
 
@@ -89,12 +96,13 @@ export function loadCsv(file: string, text = readFileSync(file, 'utf8')): Row[] 
     records = parseCsv(text, { columns: true, info: true, raw: true, bom: true, skip_empty_lines: true }) as typeof records;
   } catch (e) {
     const err = e as Error & { lines?: number };
-    throw new DataError(`${file}:${err.lines ?? '?'}: invalid CSV (${err.message})`);
+    throw new DataError(file, err.lines ?? null, null, `invalid CSV (${err.message})`);
   }
   // info.lines is where a record ends; a quoted cell may span lines, so count back over the record's own newlines.
-  return records.map((r) => {
+  return records.map((r, i) => {
     const body = r.raw.replace(/^(\r?\n)+/, '').replace(/\r?\n$/, '');
-    return { values: r.record, where: `${file}:${r.info.lines - (body.match(/\n/g)?.length ?? 0)}` };
+    const line = r.info.lines - (body.match(/\n/g)?.length ?? 0);
+    return { values: r.record, file, line, index: i + 1, where: `${file}:${line}` };
   });
 }
 
@@ -112,21 +120,21 @@ export async function loadParquet(file: string): Promise<Row[]> {
   try {
     objs = await parquetReadObjects({ file: await asyncBufferFromFile(file) });
   } catch (e) {
-    throw new DataError(`${file}: cannot read Parquet (${(e as Error).message})`);
+    throw new DataError(file, null, null, `cannot read Parquet (${(e as Error).message})`);
   }
-  return objs.map((o, i) => ({ values: plain(o) as Record<string, unknown>, where: `${file}: row ${i + 1}` }));
+  return objs.map((o, i) => ({ values: plain(o) as Record<string, unknown>, file, line: null, index: i + 1, where: `${file}: row ${i + 1}` }));
 }
 
 /** Loads rows by file extension: .jsonl/.ndjson, .json, .csv, .parquet. */
 export async function loadRows(file: string): Promise<Row[]> {
   const ext = extname(file).toLowerCase();
-  if (!['.jsonl', '.ndjson', '.json', '.csv', '.parquet'].includes(ext)) throw new DataError(`${file}: unknown data format "${ext}" (use .jsonl, .json, .csv or .parquet)`);
+  if (!['.jsonl', '.ndjson', '.json', '.csv', '.parquet'].includes(ext)) throw new DataError(file, null, null, `unknown data format "${ext}" (use .jsonl, .json, .csv or .parquet)`);
   let text: string | undefined;
   if (ext !== '.parquet') {
     try {
       text = readFileSync(file, 'utf8');
     } catch (e) {
-      throw new DataError(`${file}: cannot read data file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+      throw new DataError(file, null, null, `cannot read data file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
     }
   }
   switch (ext) {

@@ -4,10 +4,11 @@ import { dirname, resolve } from 'node:path';
 import type { ChatMessage } from '../providers/types.js';
 import { Rng as SeededRng } from '../../engine/rng.js';
 import { hashSeed } from '../../stats/index.js';
-import { DataError, loadRows, type Row } from './data.js';
-import { resolveTask, TaskFileSchema, type TaskSpec } from './schema.js';
+import { ConfigError } from '../../formats/errors.js';
+import { DataError, loadRows, rowError, type Row } from './data.js';
+import { resolveTask, TaskFileSchema, type TaskFile, type TaskSpec } from './schema.js';
 import { compileTemplate, type CompiledTemplate } from './template.js';
-import { readYamlConfig } from './yaml.js';
+import { readYamlConfigWithLines } from './yaml.js';
 
 export interface Sample {
   task: string;
@@ -42,13 +43,13 @@ export interface Task {
 }
 
 function fieldError(row: Row, field: string, msg: string): never {
-  throw new DataError(`${row.where}: field "${field}": ${msg}`);
+  throw rowError(row, field, msg);
 }
 
 /** A string, a list of strings, or (from CSV) a JSON-encoded list of strings. */
 export function stringList(row: Row, field: string): string[] {
   let v = row.values[field];
-  if (v === undefined || v === null) fieldError(row, field, 'missing');
+  if (v === undefined || v === null) fieldError(row, field, 'is missing');
   if (typeof v === 'string' && v.trim().startsWith('[')) {
     try {
       v = JSON.parse(v);
@@ -59,12 +60,12 @@ export function stringList(row: Row, field: string): string[] {
   if (typeof v === 'string') return [v];
   if (typeof v === 'number') return [String(v)];
   if (Array.isArray(v) && v.length > 0 && v.every((x) => typeof x === 'string' || typeof x === 'number')) return v.map(String);
-  return fieldError(row, field, `expected a string or a non-empty list of strings, got ${JSON.stringify(v)?.slice(0, 60)}`);
+  return fieldError(row, field, `must be a string or a non-empty list of strings, got ${JSON.stringify(v)?.slice(0, 60)}`);
 }
 
 function goldIndex(row: Row, field: string, choices: string[]): number {
   const v = row.values[field];
-  if (v === undefined || v === null) fieldError(row, field, 'missing');
+  if (v === undefined || v === null) fieldError(row, field, 'is missing');
   let idx: number | undefined;
   if (typeof v === 'number') idx = v;
   else if (typeof v === 'string') {
@@ -74,12 +75,12 @@ function goldIndex(row: Row, field: string, choices: string[]): number {
     else if (/^[A-Z]$/.test(s)) idx = s.charCodeAt(0) - 65;
   }
   if (idx === undefined || !Number.isInteger(idx) || idx < 0 || idx >= choices.length)
-    fieldError(row, field, `expected a choice index 0..${choices.length - 1}, a letter, or one of the choices, got ${JSON.stringify(v)}`);
+    fieldError(row, field, `must be a choice index 0..${choices.length - 1}, a letter, or one of the choices, got ${JSON.stringify(v)}`);
   return idx!;
 }
 
 function checkFields(row: Row, t: CompiledTemplate, what: string) {
-  for (const v of t.variables) if (!(v in row.values)) fieldError(row, v, `missing (the ${what} template uses it)`);
+  for (const v of t.variables) if (!(v in row.values)) fieldError(row, v, `is missing (the ${what} template uses it)`);
 }
 
 interface Prepared {
@@ -97,19 +98,19 @@ function prepare(spec: TaskSpec, row: Row, index: number, templates: CompiledTem
   templates.forEach((t, k) => checkFields(row, t, k === 0 ? 'prompt' : `paraphrases[${k - 1}]`));
   if (target && use.example) checkFields(row, target, 'target');
   const idRaw = spec.id_field ? row.values[spec.id_field] : index;
-  if (idRaw === undefined || idRaw === null || idRaw === '') fieldError(row, spec.id_field!, 'missing (id_field)');
+  if (idRaw === undefined || idRaw === null || idRaw === '') fieldError(row, spec.id_field!, 'is missing (id_field)');
   const p: Prepared = { row, id: String(idRaw), references: [] };
   const refsNeeded =
     (use.sample && spec.metrics.some((m) => REFERENCE_METRICS.includes(m))) || (use.example && !target && spec.type !== 'multiple_choice');
   if (spec.references && (refsNeeded || spec.references in row.values)) p.references = stringList(row, spec.references);
   if (spec.type === 'multiple_choice') {
     const choices = stringList(row, spec.choices);
-    if (choices.length < 2) fieldError(row, spec.choices, 'a multiple-choice row needs at least 2 choices');
+    if (choices.length < 2) fieldError(row, spec.choices, 'has fewer than 2 choices (a multiple-choice row needs at least 2)');
     p.choices = choices;
     p.gold = goldIndex(row, spec.gold, choices);
   }
   if (use.sample && spec.metrics.includes('compression_ratio') && typeof row.values[spec.source] !== 'string')
-    fieldError(row, spec.source, 'missing or not a string (compression_ratio needs the source text; set `source:` to its field)');
+    fieldError(row, spec.source, 'is missing or not a string (compression_ratio needs the source text; set `source:` to its field)');
   return p;
 }
 
@@ -117,14 +118,14 @@ function targetText(spec: TaskSpec, p: Prepared, target: CompiledTemplate | unde
   if (target) return target.render(p.row.values);
   if (spec.type === 'multiple_choice') return p.choices![p.gold!]!;
   if (p.references.length > 0) return p.references[0]!;
-  throw new DataError(`${p.row.where}: few-shot needs an answer for each example: add \`target:\` or \`references:\` to the task`);
+  throw rowError(p.row, null, 'few-shot needs an answer for each example: add `target:` or `references:` to the task');
 }
 
 /** Draws n examples for one row, seeded by (seed, row id), never the row itself. */
 function pickFewshot(pool: Prepared[], n: number, seed: number, self: Prepared): Prepared[] {
   if (n === 0) return [];
   const candidates = pool.filter((p) => p.row !== self.row);
-  if (candidates.length < n) throw new DataError(`${self.row.where}: few-shot wants ${n} examples but only ${candidates.length} are available`);
+  if (candidates.length < n) throw rowError(self.row, null, `few-shot wants ${n} examples but only ${candidates.length} are available`);
   return new SeededRng(hashSeed(seed, self.id)).shuffle([...candidates]).slice(0, n);
 }
 
@@ -132,13 +133,37 @@ function bySplit(rows: Row[], field: string, split: string | undefined): Row[] {
   return split === undefined ? rows : rows.filter((r) => String(r.values[field]) === split);
 }
 
+/**
+ * The task's fields that name data columns must name columns the data has: checked on the first row, so a
+ * misspelt `references: answer` is reported against the task file (at the field's line), not as a missing
+ * value in row 1 of the data. A column missing from a later row only is a data error at that row.
+ */
+function checkColumns(spec: TaskSpec, written: TaskFile, file: string, lineOf: (path: string[]) => number | undefined, first: Row, needsRefs: boolean) {
+  const cols: [keyof TaskSpec, string | undefined][] = [
+    ['id_field', spec.id_field],
+    ['references', needsRefs ? spec.references : undefined],
+    ['choices', spec.type === 'multiple_choice' ? spec.choices : undefined],
+    ['gold', spec.type === 'multiple_choice' ? spec.gold : undefined],
+    ['source', spec.metrics.includes('compression_ratio') ? spec.source : undefined],
+  ];
+  for (const [key, col] of cols) {
+    if (col === undefined || col in first.values) continue;
+    // Written in the task file: report its line; else the type's default was used: say so.
+    const given = written[key as keyof TaskFile] !== undefined ? lineOf([key]) : undefined;
+    const known = Object.keys(first.values).join(', ');
+    throw new ConfigError(file, given ?? null, key, `${given === undefined ? `(default "${col}") ` : ''}names "${col}", which is not a field of ${first.where} (its fields: ${known})`);
+  }
+}
+
 export async function loadTask(file: string): Promise<Task> {
-  const spec = resolveTask(readYamlConfig(file, TaskFileSchema), file);
+  const cfg = readYamlConfigWithLines(file, TaskFileSchema);
+  const spec = resolveTask(cfg.value, file, cfg.lineOf);
   const base = dirname(resolve(file));
   const dataFile = resolve(base, spec.data);
   const allRows = await loadRows(dataFile);
   const rows = bySplit(allRows, spec.split_field, spec.split);
-  if (rows.length === 0) throw new DataError(`${dataFile}: no rows${spec.split ? ` with ${spec.split_field} = "${spec.split}"` : ''}`);
+  if (rows.length === 0) throw new DataError(dataFile, null, null, `no rows${spec.split ? ` with ${spec.split_field} = "${spec.split}"` : ''}`);
+  checkColumns(spec, cfg.value, file, cfg.lineOf, rows[0]!, spec.metrics.some((m) => REFERENCE_METRICS.includes(m)));
   const templates = [spec.prompt, ...spec.paraphrases].map((s, k) => compileTemplate(s, `${file}: ${k === 0 ? 'prompt' : `paraphrases[${k - 1}]`}`));
   const target = spec.target ? compileTemplate(spec.target, `${file}: target`) : undefined;
   const system = spec.system ? compileTemplate(spec.system, `${file}: system`) : undefined;
@@ -155,7 +180,7 @@ export async function loadTask(file: string): Promise<Task> {
   }
   const seen = new Set<string>();
   for (const p of prepared) {
-    if (seen.has(p.id)) throw new DataError(`${p.row.where}: field "${spec.id_field}": duplicate id "${p.id}"`);
+    if (seen.has(p.id)) throw rowError(p.row, spec.id_field ?? null, `repeats the id "${p.id}"`);
     seen.add(p.id);
   }
 

@@ -3,6 +3,7 @@
 // ones that do. `resolveTask` merges them into a `TaskSpec` with nothing left optional, which is what
 // the run prints into config.resolved.json.
 import { z } from 'zod';
+import { ConfigError } from '../../formats/errors.js';
 import { METRICS, type TaskType } from '../metrics/index.js';
 
 export const TASK_TYPES = ['qa', 'summarization', 'generation', 'multiple_choice'] as const;
@@ -117,31 +118,32 @@ export interface TaskSpec extends Omit<TaskFile, 'mode' | 'references' | 'metric
   axes: AxisName[];
 }
 
-/** Fills type defaults and checks that metrics, primary metric and axes fit the task type. */
-export function resolveTask(t: TaskFile, file: string): TaskSpec {
+/** Fills type defaults and checks that metrics, primary metric and axes fit the task type.
+ * `lineOf` gives the line of a field in the task file, for errors. */
+export function resolveTask(t: TaskFile, file: string, lineOf: (path: string[]) => number | undefined = () => undefined): TaskSpec {
   const d = TYPE_DEFAULTS[t.type];
   const mode = t.mode ?? d.mode;
   const axes = t.axes ?? d.axes;
   const metrics = [...(t.metrics ?? d.metrics)];
   const primary = t.primary_metric ?? d.primary_metric;
   const fail = (field: string, msg: string): never => {
-    throw new Error(`${file}: field "${field}": ${msg}`);
+    throw new ConfigError(file, lineOf([field]) ?? null, field, msg);
   };
-  if (t.type === 'multiple_choice' && mode !== 'completion') fail('mode', 'multiple_choice is scored by log-likelihood of raw text; use mode: completion');
+  if (t.type === 'multiple_choice' && mode !== 'completion') fail('mode', 'must be completion: multiple_choice is scored by log-likelihood of raw text');
   // The coherence axis reads the per-sample `coherence` metric, and every axis reads the primary metric.
   if (axes.includes('response_coherence')) {
-    if (t.type === 'multiple_choice') fail('axes', 'a multiple_choice task produces no text to judge for response_coherence');
+    if (t.type === 'multiple_choice') fail('axes', 'cannot include response_coherence: a multiple_choice task produces no text to judge');
     if (!metrics.includes('coherence')) metrics.push('coherence');
   }
   if (!metrics.includes(primary)) metrics.push(primary);
   for (const m of metrics) {
     const info = METRICS[m];
-    if (!info) fail('metrics', `unknown metric "${m}" (known: ${Object.keys(METRICS).join(', ')})`);
-    if (!info!.types.includes(t.type)) fail('metrics', `metric "${m}" does not apply to a ${t.type} task (it applies to ${info!.types.join(', ')})`);
+    if (!info) fail('metrics', `names an unknown metric "${m}" (known: ${Object.keys(METRICS).join(', ')})`);
+    if (!info!.types.includes(t.type)) fail('metrics', `names "${m}", which does not apply to a ${t.type} task (it applies to ${info!.types.join(', ')})`);
   }
-  if (!METRICS[primary]!.unit) fail('primary_metric', `"${primary}" is not a [0,1] score; pick one of ${metrics.filter((m) => METRICS[m]?.unit).join(', ')}`);
+  if (!METRICS[primary]!.unit) fail('primary_metric', `"${primary}" is not a [0,1] score: pick one of ${metrics.filter((m) => METRICS[m]?.unit).join(', ')}`);
   const references = t.references ?? d.references;
   const needsRefs = metrics.some((m) => METRICS[m]!.needsReferences);
-  if (needsRefs && !references) fail('references', `metrics ${metrics.filter((m) => METRICS[m]!.needsReferences).join(', ')} need gold references: name the field holding them`);
+  if (needsRefs && !references) fail('references', `is needed by metrics ${metrics.filter((m) => METRICS[m]!.needsReferences).join(', ')}: name the data field holding the gold answers`);
   return { ...t, mode, references, metrics, primary_metric: primary, axes };
 }
