@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -127,7 +127,7 @@ test('eval: SIGINT exits 130 at once; the answers received are cached and the sa
     const d = join(tmp, 'eval');
     const rows = 40;
     const db = join(d, 'store.db');
-    await import('node:fs').then((fs) => fs.mkdirSync(d, { recursive: true }));
+    mkdirSync(d, { recursive: true });
     writeFileSync(join(d, 'q.jsonl'), Array.from({ length: rows }, (_, i) => JSON.stringify({ id: `q${i}`, context: `c${i}`, question: `question ${i}?`, answers: [`a${i}`] })).join('\n') + '\n');
     writeFileSync(join(d, 'q.yaml'), 'name: q\ntype: qa\ndata: q.jsonl\nprompt: "{{ question }}"\n');
     const provider = `openai-compat:${server.baseUrl}#m`;
@@ -181,14 +181,15 @@ test('study: SIGINT exits 130 within seconds and leaves every file it had writte
   const p = start(['src/cli/entry.ts', 'study', '--config', cfg, '--out', out, '--cache', cache]);
   await until('pretraining', () => /base policy: pretraining/.test(p.stderr()), p);
   await new Promise((r) => setTimeout(r, 1500)); // inside the pretraining loop
-  const before = new Map([...snapshot(out)].map(([k, v]) => [`out/${k}`, v]).concat([...snapshot(cache)].map(([k, v]) => [`cache/${k}`, v])));
+  const files = () => new Map<string, string>([...[...snapshot(out)].map(([k, v]): [string, string] => [`out/${k}`, v]), ...[...snapshot(cache)].map(([k, v]): [string, string] => [`cache/${k}`, v])]);
+  const before = files();
   const sentAt = Date.now();
   p.child.kill('SIGINT');
   const r = await p.done;
   assert.equal(r.code, 130, r.stderr);
   assert.ok(r.exitedAt - sentAt < 10_000, `stopped ${r.exitedAt - sentAt} ms after the signal`);
   assert.match(r.stderr, /SIGINT: stopping; finished runs are kept in .*study-out\/runs/);
-  const after = new Map([...snapshot(out)].map(([k, v]) => [`out/${k}`, v]).concat([...snapshot(cache)].map(([k, v]) => [`cache/${k}`, v])));
+  const after = files();
   for (const [f, v] of before) assert.equal(after.get(f), v, `${f} unchanged`);
   assert.deepEqual([...after.keys()].filter((f) => /\.tmp/.test(f)), [], 'no temporary files left');
 });
