@@ -24,6 +24,12 @@ export interface SampleOptions {
   eosId?: number | null;
   /** Stop strings: generation stops when the decoded text contains one; the text is cut before it. */
   stop?: string[];
+  /**
+   * Decode each row's text after its prompt's last token and keep the difference (default false: decode the
+   * generated tokens alone). Word-level tokenizers join words with spaces and SentencePiece drops the leading
+   * space of a text's first word, so alone "of" would lose the space in "the people of".
+   */
+  decodeAfterPrompt?: boolean;
 }
 
 export interface TokenGeneration {
@@ -36,6 +42,38 @@ export interface TokenGeneration {
 }
 
 type Decode = (ids: number[]) => string;
+
+/**
+ * Text of `ids` as it reads after the token `context` (a prompt's last token): decode both together and drop
+ * the context's own text. Falls back to decoding `ids` alone when the context's text is not a prefix of the
+ * joint text (a byte token that completes a character across the boundary).
+ */
+export function decodeContinuation(decode: Decode, context: number | undefined, ids: number[]): string {
+  if (context === undefined || ids.length === 0) return decode(ids);
+  const head = decode([context]);
+  const full = decode([context, ...ids]);
+  return full.startsWith(head) ? full.slice(head.length) : decode(ids);
+}
+
+/**
+ * After a new token: re-decode the row's text, cut it at a stop string (finishReason 'stop'), and emit the part
+ * not yet emitted. `decode` turns the row's generated ids into text; an EOS that ended the row is not text.
+ */
+export function appendText(g: TokenGeneration, decode: Decode, endedByEos: boolean, stop: readonly string[] | undefined, emit: (d: string) => void): void {
+  const ids = endedByEos ? g.tokenIds.slice(0, -1) : g.tokenIds;
+  let text = decode(ids);
+  if (stop?.length) {
+    const cut = Math.min(...stop.map((s) => (s ? text.indexOf(s) : -1)).filter((i) => i >= 0));
+    if (Number.isFinite(cut)) {
+      text = text.slice(0, cut);
+      g.finishReason = 'stop';
+    }
+  }
+  // A multi-byte character may be incomplete mid-stream (U+FFFD): hold it back until it completes.
+  const stable = text.endsWith('\uFFFD') && g.finishReason === 'length' ? text.slice(0, -1) : text;
+  if (stable.length > g.text.length && stable.startsWith(g.text)) emit(stable.slice(g.text.length));
+  g.text = stable;
+}
 
 const roundUp = (n: number, m: number) => Math.ceil(n / m) * m;
 
@@ -105,7 +143,10 @@ export class Sampler {
             done[b] = true;
             g.finishReason = 'eos';
           }
-          if (decode) this.updateText(g, decode, tok === eos, opts.stop, (d) => onToken?.(b, d));
+          if (decode) {
+            const context = opts.decodeAfterPrompt ? prompts[b]!.at(-1) : undefined;
+            appendText(g, (ids) => decodeContinuation(decode, context, ids), tok === eos, opts.stop, (d) => onToken?.(b, d));
+          }
           if (g.finishReason === 'stop') done[b] = true;
         }
         if (done.every(Boolean) || t === maxNew - 1) break;
@@ -119,23 +160,6 @@ export class Sampler {
       freeKV(cache);
     }
     return out;
-  }
-
-  /** Re-decode the row's text; stream the new part; cut at a stop string. */
-  private updateText(g: TokenGeneration, decode: Decode, endedByEos: boolean, stop: string[] | undefined, emit: (d: string) => void) {
-    const ids = endedByEos ? g.tokenIds.slice(0, -1) : g.tokenIds;
-    let text = decode(ids);
-    if (stop?.length) {
-      const cut = Math.min(...stop.map((s) => (s ? text.indexOf(s) : -1)).filter((i) => i >= 0));
-      if (Number.isFinite(cut)) {
-        text = text.slice(0, cut);
-        g.finishReason = 'stop';
-      }
-    }
-    // A multi-byte character may be incomplete mid-stream (U+FFFD): hold it back until it completes.
-    const stable = text.endsWith('\uFFFD') && g.finishReason === 'length' ? text.slice(0, -1) : text;
-    if (stable.length > g.text.length && stable.startsWith(g.text)) emit(stable.slice(g.text.length));
-    g.text = stable;
   }
 
   dispose(): void {

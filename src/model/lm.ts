@@ -8,10 +8,11 @@ import { compile, free, i32, initEngine, keep, takeF32, type Arr } from '../engi
 import type { ModelConfig } from './config.js';
 import { forward, type Params } from './decoder.js';
 import { Sampler, type SampleOptions } from './generate.js';
+import { ContinuousBatch, StepPrograms, type BatchHost, type PrepareRequest } from './scheduler.js';
 import { toDevice, toHost } from './weights.js';
 import { loadHFDir, saveHFDir } from '../formats/hf.js';
 import type { Tokenizer } from '../formats/tokenizer.js';
-import type { PromptScore, ServableModel, ServableModelExtras } from './serving.js';
+import { InvalidRequestError, type PromptScore, type ServableModel, type ServableModelExtras, type SteppableModel } from './serving.js';
 
 export interface GenerateResult {
   text: string;
@@ -23,8 +24,9 @@ export interface GenerateResult {
 
 const roundUp = (n: number, m: number) => Math.ceil(n / m) * m;
 
-export class LM implements ServableModel, ServableModelExtras {
+export class LM implements ServableModel, ServableModelExtras, SteppableModel, BatchHost {
   private sampler: Sampler;
+  #programs: StepPrograms | null = null;
   private fwd: ((p: Params, ids: Arr, pos: Arr, valid: Arr) => Arr) & { dispose(): void };
 
   constructor(
@@ -82,9 +84,39 @@ export class LM implements ServableModel, ServableModelExtras {
   }
 
   async generateIds(ids: number[][], opts: Omit<SampleOptions, 'eosId'>, onToken?: (row: number, text: string) => void): Promise<GenerateResult[]> {
-    const decode = (t: number[]) => this.tokenizer.decode(t, { skipSpecial: true });
-    const gens = await this.sampler.generate(this.params, ids, { ...opts, eosId: this.eosId }, decode, onToken);
+    const decode = (t: number[]) => this.decodeText(t);
+    const gens = await this.sampler.generate(this.params, ids, { decodeAfterPrompt: true, ...opts, eosId: this.eosId }, decode, onToken);
     return gens.map((g, i) => ({ ...g, finishReason: g.finishReason === 'eos' ? 'eos' : g.finishReason, promptTokens: ids[i]!.length }));
+  }
+
+  /**
+   * A continuous batch over this model (src/model/scheduler.ts): requests join between decode steps. `prepare`
+   * may refit a request first (the local: provider cuts long prompts).
+   */
+  openBatch(maxRows: number, prepare?: PrepareRequest): ContinuousBatch {
+    return new ContinuousBatch(this, maxRows, prepare);
+  }
+
+  /** Compiled continuous-batching programs, made on first use and shared by every batch of this model. */
+  get programs(): StepPrograms {
+    return (this.#programs ??= new StepPrograms(this.cfg));
+  }
+
+  /** Token ids → the text a user reads (special tokens skipped). */
+  decodeText(ids: number[]): string {
+    return this.tokenizer.decode(ids, { skipSpecial: true });
+  }
+
+  get contextLength(): number {
+    return this.cfg.maxPositions;
+  }
+
+  get vocabSize(): number {
+    return this.cfg.vocabSize;
+  }
+
+  countTokens(text: string): number {
+    return this.encode(text).length;
   }
 
   /** Full logits [T, V] for one sequence of token ids. */
@@ -141,6 +173,8 @@ export class LM implements ServableModel, ServableModelExtras {
 
   /** Token ids → text, special tokens kept, so that encode(decode(ids)) gives the ids back (the server's token-id prompts). */
   decode(ids: number[]): string {
+    const bad = ids.find((t) => !Number.isInteger(t) || t < 0 || t >= this.cfg.vocabSize);
+    if (bad !== undefined) throw new InvalidRequestError(`token id ${bad} is outside the vocabulary (0..${this.cfg.vocabSize - 1})`, 'prompt');
     return this.tokenizer.decode(ids);
   }
 
@@ -196,6 +230,7 @@ export class LM implements ServableModel, ServableModelExtras {
   dispose(): void {
     free(this.params);
     this.sampler.dispose();
+    this.#programs?.dispose();
     this.fwd.dispose();
   }
 }

@@ -4,13 +4,17 @@
 //   POST /v1/completions        prompt (text, texts, or token ids), echo + logprobs for scoring, n, stop, seed
 //   POST /v1/chat/completions   messages through the model's chat template
 // stream: true answers as server-sent events (`data: {...}\n\n` ... `data: [DONE]\n\n`).
-// Every model call goes through one BatchQueue: concurrent requests become one batch, never a race.
+// Every model call goes through one BatchQueue: with a model that decodes step by step (src/model/lm.ts) requests
+// join the running batch between decode steps (continuous batching); concurrent requests share steps, never race.
+// Client mistakes are 400s in OpenAI's error shape (a prompt or max_tokens past the context, a token id outside
+// the vocabulary); a full queue is 429 with Retry-After; a stream that fails mid-way ends with an error event
+// and [DONE].
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { randomUUID, timingSafeEqual } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
-import { BatchQueue, QueueFullError } from '../model/batch-queue.js';
-import { hasDecode, hasScorePrompt, type Generation, type GenerateOptions, type PromptScore, type ServableModel } from '../model/serving.js';
-import { ApiError, DEFAULT_LIMITS, parseChatRequest, parseCompletionRequest, type ChatParams, type CompletionParams, type Limits } from './validate.js';
+import { BatchQueue, QueueClosedError, QueueFullError } from '../model/batch-queue.js';
+import { hasDecode, hasScorePrompt, InvalidRequestError, type Generation, type GenerateOptions, type PromptScore, type ServableModel, type ServableModelExtras } from '../model/serving.js';
+import { ApiError, DEFAULT_LIMITS, parseChatRequest, parseCompletionRequest, type ChatParams, type CompletionParams, type Limits, type SamplingParams } from './validate.js';
 import { StopSafeStream, truncateAtStop } from './stop-text.js';
 
 export interface OpenAIServerOptions {
@@ -22,7 +26,7 @@ export interface OpenAIServerOptions {
   modelName?: string;
   /** Rows per generate call (default 8). */
   maxBatch?: number;
-  /** Waiting rows before the server answers 503 with Retry-After (default 1024). */
+  /** Waiting rows before the server answers 429 with Retry-After (default 1024). */
   maxQueue?: number;
   /** Largest request body accepted (default 4 MiB). */
   maxBodyBytes?: number;
@@ -57,7 +61,11 @@ export interface OpenAIServer {
   port: number;
   modelName: string;
   queue: BatchQueue;
-  close(): Promise<void>;
+  /**
+   * Stop: no new connections or requests (503); requests in flight finish (or, with `cancel`, end now: a
+   * stream gets an error event and [DONE]); then the socket closes.
+   */
+  close(opts?: { cancel?: boolean }): Promise<void>;
 }
 
 const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
@@ -110,11 +118,15 @@ export async function startOpenAIServer(model: ServableModel, opts: OpenAIServer
     port,
     modelName,
     queue,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
+    close: async (o: { cancel?: boolean } = {}) => {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      await queue.close(o);
+      // Responses of finished requests are flushed before the sockets go.
+      await new Promise((r) => setImmediate(r));
+      server.closeAllConnections();
+      await closed;
+    },
   };
 }
 
@@ -140,7 +152,9 @@ function sendJson(res: ServerResponse, status: number, body: unknown, headers: R
 
 function toApiError(err: unknown): ApiError {
   if (err instanceof ApiError) return err;
-  if (err instanceof QueueFullError) return new ApiError(503, `${err.message}; retry later`, null, 'overloaded', 'server_error', { 'retry-after': '1' });
+  if (err instanceof QueueFullError) return new ApiError(429, `${err.message}; retry later`, null, 'rate_limit_exceeded', 'rate_limit_error', { 'retry-after': '1' });
+  if (err instanceof QueueClosedError) return new ApiError(503, err.message, null, 'shutting_down', 'server_error', { connection: 'close' });
+  if (err instanceof InvalidRequestError) return new ApiError(400, err.message, err.param, 'invalid_value');
   const msg = err instanceof Error ? err.message : String(err);
   return new ApiError(500, `model error: ${msg}`, null, 'model_error');
 }
@@ -148,10 +162,10 @@ function toApiError(err: unknown): ApiError {
 function sendError(res: ServerResponse, err: unknown): void {
   const e = toApiError(err);
   if (res.headersSent) {
-    // Mid-stream: the status is already 200; tell the client in-band, then end the stream.
+    // Mid-stream: the status is already 200; tell the client in-band, then end the stream as every stream ends.
     if (!res.writableEnded && !res.destroyed) {
       res.write(`data: ${JSON.stringify(e.toJSON())}\n\n`);
-      res.end();
+      res.end('data: [DONE]\n\n');
     }
     return;
   }
@@ -230,13 +244,40 @@ function checkModel(ctx: Ctx, requested: string | undefined): void {
     throw new ApiError(404, `The model '${requested}' does not exist; this server serves '${ctx.modelName}'`, 'model', 'model_not_found');
 }
 
-function genOptions(p: CompletionParams | ChatParams): GenerateOptions {
-  const o: GenerateOptions = { maxNewTokens: p.maxTokens, temperature: p.temperature };
+/** Sampling options of choice `choice` (of n): each choice draws its own stream, reproducibly from the seed. */
+function genOptions(p: CompletionParams | ChatParams, maxTokens: number, choice: number): GenerateOptions {
+  const o: GenerateOptions = { maxNewTokens: maxTokens, temperature: p.temperature };
   if (p.topK !== undefined) o.topK = p.topK;
   if (p.topP !== undefined) o.topP = p.topP;
   if (p.stop) o.stop = p.stop;
-  if (p.seed !== undefined) o.seed = p.seed;
+  if (p.seed !== undefined) o.seed = choice === 0 ? p.seed : (p.seed ^ Math.imul(choice, 0x9e3779b1)) >>> 0;
   return o;
+}
+
+/**
+ * max_tokens for prompts of `promptTokens` tokens, checked against the model's context (when the model tells
+ * it). A prompt that leaves no room, or a max_tokens the client gave that runs past the context, is a 400
+ * (OpenAI's context_length_exceeded). A default max_tokens is clamped to the room left, with a warning.
+ */
+function fitMaxTokens(ctx: Ctx, p: SamplingParams, promptTokens: number[], promptParam: 'prompt' | 'messages'): { maxTokens: number; warning?: string } {
+  const m = ctx.model as ServableModel & ServableModelExtras;
+  const window = m.contextLength;
+  if (window === undefined) return { maxTokens: p.maxTokens };
+  const longest = Math.max(0, ...promptTokens);
+  const tooLong = (what: string, param: string) =>
+    new ApiError(400, `This model's maximum context length is ${window} tokens, but ${what}`, param, 'context_length_exceeded');
+  if (longest > window || (longest === window && p.maxTokens > 0))
+    throw tooLong(`the prompt has ${longest} tokens${longest === window ? ', which leaves no room to generate' : ''}; send a shorter prompt`, promptParam);
+  if (longest + p.maxTokens <= window) return { maxTokens: p.maxTokens };
+  if (p.maxTokensGiven)
+    throw tooLong(`you requested ${longest + p.maxTokens} tokens (${longest} in the prompt, ${p.maxTokens} for the completion); lower max_tokens to at most ${window - longest}`, 'max_tokens');
+  const maxTokens = window - longest;
+  return { maxTokens, warning: `max_tokens defaulted to ${maxTokens}, the rest of the model's ${window}-token context after the ${longest}-token prompt` };
+}
+
+function countTokens(ctx: Ctx, text: string): number | undefined {
+  const m = ctx.model as ServableModelExtras;
+  return typeof m.countTokens === 'function' ? m.countTokens(text) : undefined;
 }
 
 /** One generated row: the model's answer with the server's stop rule applied, and its token texts. */
@@ -306,6 +347,9 @@ function promptText(ctx: Ctx, p: string | number[]): string {
   if (typeof p === 'string') return p;
   if (!hasDecode(ctx.model))
     throw new ApiError(400, `prompt given as token ids, but this model has no decode(); send text (lm-evaluation-harness: tokenized_requests=False)`, 'prompt', 'unsupported_parameter');
+  const V = (ctx.model as ServableModelExtras).vocabSize;
+  const bad = V === undefined ? undefined : p.find((t) => t >= V);
+  if (bad !== undefined) throw new ApiError(400, `token id ${bad} in 'prompt' is outside the model's vocabulary (0..${V! - 1})`, 'prompt', 'invalid_value');
   return ctx.model.decode(p);
 }
 
@@ -336,8 +380,8 @@ function completionLogprobs(score: PromptScore | undefined, promptLen: number, r
   return { tokens, token_logprobs: tokenLogprobs, top_logprobs: top, text_offset: offsets };
 }
 
-function startSse(res: ServerResponse): (obj: unknown) => void {
-  res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive' });
+function startSse(res: ServerResponse, headers: Record<string, string> = {}): (obj: unknown) => void {
+  res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', ...headers });
   res.flushHeaders();
   return (obj) => {
     if (!res.writableEnded && !res.destroyed) res.write(`data: ${JSON.stringify(obj)}\n\n`);
@@ -352,16 +396,18 @@ async function completions(ctx: Ctx, p: CompletionParams, res: ServerResponse, r
   checkModel(ctx, p.model);
   const prompts = p.prompts.map((x) => promptText(ctx, x));
   const scoring = p.echo && p.logprobs !== null;
-  const generating = p.maxTokens > 0;
+  const counts = prompts.map((t) => countTokens(ctx, t)).filter((n) => n !== undefined);
+  const fit = fitMaxTokens(ctx, p, counts, 'prompt');
+  const generating = fit.maxTokens > 0;
   const jobs = (generating ? prompts.length * p.n : 0) + (scoring ? prompts.length : 0);
   if (!ctx.queue.hasRoom(jobs)) throw new QueueFullError(`server queue is full (${ctx.queue.depth} waiting)`);
   const group = randomUUID();
   const id = `cmpl-${group.replace(/-/g, '')}`;
   const created = Math.floor(Date.now() / 1000);
-  const opts = genOptions(p);
   const greedy = p.temperature === 0;
+  const headers: Record<string, string> = fit.warning ? { 'x-alignlab-warning': fit.warning } : {};
   rec.stream = p.stream;
-  const send = p.stream ? startSse(res) : undefined;
+  const send = p.stream ? startSse(res, headers) : undefined;
   const chunk = (index: number, text: string, finish: string | null) =>
     send?.({ id, object: 'text_completion', created, model: ctx.modelName, choices: [{ index, text, logprobs: null, finish_reason: finish }] });
 
@@ -378,7 +424,7 @@ async function completions(ctx: Ctx, p: CompletionParams, res: ServerResponse, r
       const streamer = new StopSafeStream(p.stop);
       const g = await ctx.queue.generate(
         prompt,
-        opts,
+        genOptions(p, fit.maxTokens, j),
         group,
         (t) => {
           pieces.push(t);
@@ -405,8 +451,7 @@ async function completions(ctx: Ctx, p: CompletionParams, res: ServerResponse, r
     if (p.includeUsage) send({ id, object: 'text_completion', created, model: ctx.modelName, choices: [], usage });
     return endSse(res);
   }
-  const headers: Record<string, string> = {};
-  if (scored.some((s) => !s.exactTop)) headers['x-alignlab-warning'] = 'top_logprobs hold only the chosen token (model has no scorePrompt)';
+  if (scored.some((s) => !s.exactTop)) headers['x-alignlab-warning'] = [headers['x-alignlab-warning'], 'top_logprobs hold only the chosen token (model has no scorePrompt)'].filter(Boolean).join('; ');
   sendJson(
     res,
     200,
@@ -434,19 +479,21 @@ async function completions(ctx: Ctx, p: CompletionParams, res: ServerResponse, r
 async function chat(ctx: Ctx, p: ChatParams, res: ServerResponse, rec: RequestRecord, closed: () => boolean): Promise<void> {
   checkModel(ctx, p.model);
   const prompt = ctx.model.applyChatTemplate(p.messages);
+  const n = countTokens(ctx, prompt);
+  const fit = fitMaxTokens(ctx, p, n === undefined ? [] : [n], 'messages');
   if (!ctx.queue.hasRoom(p.n)) throw new QueueFullError(`server queue is full (${ctx.queue.depth} waiting)`);
   const group = randomUUID();
   const id = `chatcmpl-${group.replace(/-/g, '')}`;
   const created = Math.floor(Date.now() / 1000);
-  const opts = genOptions(p);
+  const headers: Record<string, string> = fit.warning ? { 'x-alignlab-warning': fit.warning } : {};
   rec.stream = p.stream;
-  const send = p.stream ? startSse(res) : undefined;
+  const send = p.stream ? startSse(res, headers) : undefined;
   const chunk = (index: number, delta: Record<string, string>, finish: string | null) =>
     send?.({ id, object: 'chat.completion.chunk', created, model: ctx.modelName, choices: [{ index, delta, logprobs: null, finish_reason: finish }] });
 
   const rows = Array.from({ length: p.n }, async (_, index): Promise<Row> => {
     chunk(index, { role: 'assistant', content: '' }, null);
-    if (p.maxTokens === 0) {
+    if (fit.maxTokens === 0) {
       chunk(index, {}, 'length');
       return emptyRow();
     }
@@ -454,7 +501,7 @@ async function chat(ctx: Ctx, p: ChatParams, res: ServerResponse, rec: RequestRe
     const streamer = new StopSafeStream(p.stop);
     const g = await ctx.queue.generate(
       prompt,
-      opts,
+      genOptions(p, fit.maxTokens, index),
       group,
       (t) => {
         pieces.push(t);
@@ -482,27 +529,32 @@ async function chat(ctx: Ctx, p: ChatParams, res: ServerResponse, rec: RequestRe
     return endSse(res);
   }
   const greedy = p.temperature === 0;
-  sendJson(res, 200, {
-    id,
-    object: 'chat.completion',
-    created,
-    model: ctx.modelName,
-    choices: done.map((row, index) => ({
-      index,
-      message: { role: 'assistant', content: row.text },
-      logprobs: p.logprobs
-        ? {
-            content: row.tokens.map((t, i) => ({
-              token: t,
-              logprob: row.logprobs[i] ?? null,
-              bytes: [...Buffer.from(t, 'utf8')],
-              // Greedy tokens are their own top-1; alternatives of sampled tokens are unknown to this server.
-              top_logprobs: p.topLogprobs > 0 && greedy ? [{ token: t, logprob: row.logprobs[i] ?? null, bytes: [...Buffer.from(t, 'utf8')] }] : [],
-            })),
-          }
-        : null,
-      finish_reason: row.finishReason,
-    })),
-    usage,
-  });
+  sendJson(
+    res,
+    200,
+    {
+      id,
+      object: 'chat.completion',
+      created,
+      model: ctx.modelName,
+      choices: done.map((row, index) => ({
+        index,
+        message: { role: 'assistant', content: row.text },
+        logprobs: p.logprobs
+          ? {
+              content: row.tokens.map((t, i) => ({
+                token: t,
+                logprob: row.logprobs[i] ?? null,
+                bytes: [...Buffer.from(t, 'utf8')],
+                // Greedy tokens are their own top-1; alternatives of sampled tokens are unknown to this server.
+                top_logprobs: p.topLogprobs > 0 && greedy ? [{ token: t, logprob: row.logprobs[i] ?? null, bytes: [...Buffer.from(t, 'utf8')] }] : [],
+              })),
+            }
+          : null,
+        finish_reason: row.finishReason,
+      })),
+      usage,
+    },
+    headers,
+  );
 }

@@ -22,7 +22,8 @@ export class ApiError extends Error {
 type Body = Record<string, unknown>;
 
 export interface Limits {
-  /** max_tokens when a chat request gives none (OpenAI's default is "up to the context"). */
+  /** max_tokens when a chat request gives none (OpenAI's default is "up to the context"; the server clamps this
+   * default to the room the prompt leaves in the model's context). */
   defaultMaxTokens: number;
   maxTokensLimit: number;
   maxN: number;
@@ -33,6 +34,8 @@ export const DEFAULT_LIMITS: Limits = { defaultMaxTokens: 256, maxTokensLimit: 4
 export interface SamplingParams {
   model?: string;
   maxTokens: number;
+  /** The client set max_tokens (else it is a default, which the server may clamp to the context). */
+  maxTokensGiven: boolean;
   temperature: number;
   topP?: number;
   topK?: number;
@@ -98,9 +101,10 @@ function sampling(body: Body, limits: Limits, maxTokensKeys: string[], defaultMa
   if (has(body, 'model') && typeof body.model !== 'string') throw bad('model', `'model' must be a string`);
   unsupported(body);
   let maxTokens = defaultMaxTokens;
+  let maxTokensGiven = false;
   for (const k of maxTokensKeys) {
     const v = num(body, k, { min: 0, int: true, max: limits.maxTokensLimit });
-    if (v !== undefined) maxTokens = v;
+    if (v !== undefined) [maxTokens, maxTokensGiven] = [v, true];
   }
   const temperature = num(body, 'temperature', { min: 0, max: 2 }) ?? 1;
   const topP = num(body, 'top_p', { min: 0, max: 1, exclusiveMin: true });
@@ -128,6 +132,7 @@ function sampling(body: Body, limits: Limits, maxTokensKeys: string[], defaultMa
   return {
     model: body.model as string | undefined,
     maxTokens,
+    maxTokensGiven,
     temperature,
     topP: topP === 1 ? undefined : topP,
     topK: topK === undefined || topK <= 0 ? undefined : topK, // -1 and 0 mean "off" (vLLM, llama.cpp)

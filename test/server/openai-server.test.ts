@@ -301,7 +301,7 @@ describe('alignlab serve (deterministic model)', async () => {
 });
 
 describe('serve: limits, failures, auth, fallback scoring', () => {
-  test('queue full → 503 with Retry-After; body too large → 413; model failure → 500', async () => {
+  test('queue full → 429 with Retry-After; body too large → 413; model failure → 500, mid-stream an error event and [DONE]', async () => {
     const model = new DeterministicModel({ stepMs: 20, failOn: 'EXPLODE' });
     const srv = await startOpenAIServer(model, { maxQueue: 1, maxBatch: 1, maxBodyBytes: 1000 });
     try {
@@ -314,9 +314,9 @@ describe('serve: limits, failures, auth, fallback scoring', () => {
       const second = post(srv.baseUrl, '/completions', body('ef gh'));
       await until(() => srv.queue.depth === 1); // second waits: queue full
       const third = await post(srv.baseUrl, '/completions', body('ij kl'));
-      assert.equal(third.status, 503);
+      assert.equal(third.status, 429);
       assert.equal(third.headers.get('retry-after'), '1');
-      assert.equal(third.json.error.type, 'server_error');
+      assert.equal(third.json.error.type, 'rate_limit_error');
       assert.equal((await first).status, 200);
       assert.equal((await second).status, 200);
       const big = await post(srv.baseUrl, '/completions', { prompt: 'x'.repeat(2000) });
@@ -324,6 +324,13 @@ describe('serve: limits, failures, auth, fallback scoring', () => {
       const boom = await post(srv.baseUrl, '/completions', body('EXPLODE now'));
       assert.equal(boom.status, 500);
       assert.match(boom.json.error.message, /model error: refusing prompt with EXPLODE/);
+      // A stream is already 200 when the model fails: the error comes as an event, and the stream still ends with [DONE].
+      const res = await fetch(`${srv.baseUrl}/completions`, { method: 'POST', body: JSON.stringify({ ...body('EXPLODE now'), stream: true }) });
+      assert.equal(res.status, 200);
+      const raw = await res.text();
+      const events = raw.split('\n\n').filter(Boolean);
+      assert.match(events.at(-2)!, /^data: \{"error":\{"message":"model error: refusing prompt with EXPLODE/);
+      assert.equal(events.at(-1), 'data: [DONE]');
       const ok = await post(srv.baseUrl, '/completions', { prompt: 'x yz', max_tokens: 3, temperature: 0 });
       assert.equal(ok.json.choices[0].text, ' zy yz zy', 'the server keeps serving after a model failure');
     } finally {

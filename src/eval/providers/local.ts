@@ -2,15 +2,16 @@
 // our own engine. The engine is imported only when such a provider is created, so evaluations of HTTP
 // models never load it.
 //
-// Requests go through the same BatchQueue as `alignlab serve` (src/model/batch-queue.ts): the model runs one call
-// at a time, and generate requests that wait while it is busy become one batch when their sampling parameters
-// match. So concurrency (the runner's limit) turns into batch size, and a model evaluated in-process batches
+// Requests go through the same BatchQueue as `alignlab serve` (src/model/batch-queue.ts), with continuous batching:
+// a request joins the running batch between decode steps and leaves when it ends, each with its own sampling
+// parameters. So concurrency (the runner's limit) turns into batch size, and a model evaluated in-process batches
 // the way the same model behind the server does.
 import { createHash, randomUUID } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
+import { resolveModelRef } from '../../formats/hub.js';
 import { BatchQueue } from '../../model/batch-queue.js';
-import type { GenerateOptions, Generation, ServableModel } from '../../model/serving.js';
+import type { GenerateOptions, Generation, ServableModel, StepBatch, SteppableModel } from '../../model/serving.js';
 import type { LM } from '../../model/lm.js';
 import type { CompletionRequest, CompletionResponse, LoglikelihoodRequest, LoglikelihoodResponse, Provider } from './types.js';
 
@@ -74,7 +75,7 @@ export function fileFingerprint(files: string[], settings = '', hashUpTo = 1 << 
 // ------------------------------------------------------------------------------------------ provider
 
 /** The LM as the BatchQueue sees it: prompts that do not fit are cut from the left (see fitPrompt). */
-class FittedModel implements ServableModel {
+class FittedModel implements ServableModel, SteppableModel {
   constructor(
     readonly lm: LM,
     private readonly onTruncate: (from: number, to: number) => void,
@@ -86,6 +87,13 @@ class FittedModel implements ServableModel {
     const max = Math.max(0, Math.min(opts.maxNewTokens, this.lm.cfg.maxPositions - 1));
     const ids = prompts.map((p) => fitPrompt(this.lm.encode(p), this.lm.cfg.maxPositions - max, this.onTruncate));
     return this.lm.generateIds(ids, { ...opts, maxNewTokens: max }, onToken);
+  }
+  openBatch(maxRows: number): StepBatch {
+    const ctx = this.lm.cfg.maxPositions;
+    return this.lm.openBatch(maxRows, (ids, maxNewTokens) => {
+      const max = Math.max(0, Math.min(maxNewTokens, ctx - 1));
+      return { ids: fitPrompt(ids, ctx - max, this.onTruncate), maxNewTokens: max };
+    });
   }
   scoreContinuation(context: string, continuation: string) {
     return this.lm.scoreContinuation(context, continuation);
@@ -208,7 +216,7 @@ export async function createLocalProvider(target: string, id = `local:${target}`
   const opts = readOptions<LocalProviderOptions>(id, raw, LOCAL_OPTIONS);
   const maxBatch = positiveInt(id, 'max_batch', opts.maxBatch, 8);
   if (!target) throw new Error(`provider id "${id}": expected local:<model directory>`);
-  const dir = resolve(target);
+  const dir = resolve(resolveModelRef(target)); // also a hub id (org/name) pulled with `alignlab pull`
   if (!existsSync(dir)) throw new Error(`${id}: model directory ${dir} does not exist`);
   if (!statSync(dir).isDirectory()) throw new Error(`${id}: ${dir} is not a directory (local: takes a model directory; use gguf:<file> for a GGUF file)`);
   const { LM } = await import('../../model/lm.js');
