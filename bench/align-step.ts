@@ -3,6 +3,8 @@
 // the same shapes (bench/baselines/torch_step.py --dpo) is the baseline, measured in the same run.
 //
 //   node --import tsx bench/align-step.ts                       # DPO + PPO, ours with 1 and 2 threads
+//
+// Last line: `ratio` = our DPO step at our fastest thread count / PyTorch's at its fastest (1 or 2 threads), medians.
 //   node --import tsx bench/align-step.ts --only dpo --threads 1
 //
 // Model: the study's policy (src/study/config.ts defaults): Llama, L=2 C=128 H=4 KV heads 2 MLP 352, context 32,
@@ -36,7 +38,7 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseFlags } from '../src/cli/args.js';
-import { deviceInfo, report, runBaseline, summarize, torchBaseline, type BaselineResult, type Row } from './lib.js';
+import { bestRow, bestVsBest, deviceInfo, report, runBaseline, summarize, torchBaseline, type BaselineResult, type Row } from './lib.js';
 
 const flags = parseFlags(process.argv.slice(2), {
   only: { type: 'string', default: 'both', help: 'dpo | ppo | both' },
@@ -46,7 +48,7 @@ const flags = parseFlags(process.argv.slice(2), {
   steps: { type: 'number', default: 8, help: 'DPO steps timed' },
   iterations: { type: 'number', default: 4, help: 'PPO iterations (the first one is excluded from timing)' },
   baseline: { type: 'boolean', default: true },
-  'torch-threads': { type: 'string', default: '2,1', help: 'PyTorch thread counts for the DPO baseline; the first is the headline' },
+  'torch-threads': { type: 'string', default: '1,2', help: 'PyTorch thread counts for the DPO baseline (the ratio takes the fastest)' },
   child: { type: 'string', default: '' },
 });
 
@@ -325,7 +327,7 @@ async function parent(): Promise<void> {
   const runChild = async (part: string, n: number) =>
     (await runBaseline(process.execPath, [...process.execArgv, process.argv[1]!, ...process.argv.slice(2), '--child', part], { env: { ALIGNLAB_THREADS: String(n) } })) as unknown;
 
-  let bestDpo: DpoResult | null = null;
+  const dpo: DpoResult[] = [];
   if (parts.includes('dpo')) {
     for (const n of threads) {
       const r = (await runChild('dpo', n)) as DpoResult;
@@ -338,10 +340,10 @@ async function parent(): Promise<void> {
         rows.push({ name: `DPO step split ${r.threads}T`, value: all, unit: 'ms', note: splitNote(s, all, 'ms') });
       }
       console.error(`  DPO ${r.threads}T: ${tps.toFixed(0)} tok/s`);
-      if (!bestDpo || r.stepMs.median < bestDpo.stepMs.median) bestDpo = r;
+      dpo.push(r);
     }
   }
-  let base: BaselineResult | null = null; // the headline baseline: torch at the first of --torch-threads (2)
+  const base: BaselineResult[] = [];
   for (const tt of parts.includes('dpo') && flags.baseline ? torchThreads : []) {
     // torch-env.sh takes OPENBLAS_NUM_THREADS from the environment (default 2).
     const saved = process.env.OPENBLAS_NUM_THREADS;
@@ -354,13 +356,9 @@ async function parent(): Promise<void> {
       if (saved === undefined) delete process.env.OPENBLAS_NUM_THREADS;
       else process.env.OPENBLAS_NUM_THREADS = saved;
     }
-    base ??= b;
+    base.push(b);
     rows.push({ name: `DPO step torch cpu ${b.threads}T ${b.blas}`, value: b.tokens_per_s as number, unit: 'tok/s',
       note: `median ${(b.step_ms_median as number).toFixed(0)} ms, best ${(b.tokens_per_s_best as number).toFixed(0)} tok/s, no GQA (torch_step.py has none), torch ${b.torch}` });
-    for (const r of results)
-      if (r.part === 'dpo')
-        rows.push({ name: `ratio DPO ${r.threads}T / torch ${b.threads}T`, value: r.tokensPerStep / (r.stepMs.median / 1000) / (b.tokens_per_s as number), unit: 'x',
-          note: `median; best/best ${(r.tokensPerStep / (r.stepMs.min / 1000) / (b.tokens_per_s_best as number)).toFixed(2)}` });
   }
   if (parts.includes('ppo')) {
     for (const n of threads) {
@@ -378,12 +376,18 @@ async function parent(): Promise<void> {
     }
   }
   const extra = { study: { model: study.model, task: study.task, dpoBatch: study.dpo.batchSize, ppo: study.ppo }, vocab: cfg.vocabSize, results, baseline: base, command: `bench/align-step.ts ${process.argv.slice(2).join(' ')}` };
-  if (!bestDpo || !base) {
+  if (dpo.length === 0 || base.length === 0) {
     console.log(rows.map((r) => `${r.name}: ${r.value.toFixed(1)} ${r.unit} ${r.note ?? ''}`).join('\n'));
     console.log('no DPO baseline in this run: no ratio');
     return;
   }
-  report({ name: 'align-step', device: dev, rows, ours: bestDpo.tokensPerStep / (bestDpo.stepMs.median / 1000), baseline: base.tokens_per_s as number, extra });
+  // Best against best, on medians: our fastest thread count against PyTorch's fastest.
+  const c = bestVsBest(
+    dpo.map((r) => ({ label: `DPO ${r.threads}T`, median: r.tokensPerStep / (r.stepMs.median / 1000) })),
+    base.map((b) => ({ label: `DPO torch cpu ${String(b.threads)}T`, median: b.tokens_per_s as number })),
+  );
+  rows.push(bestRow('ratio DPO best/best', c));
+  report({ name: 'align-step', device: dev, rows, ...c, extra });
 }
 
 if (flags.child === 'dpo') await dpoChild();

@@ -42,7 +42,7 @@ import { createOpenAIProvider } from '../src/eval/providers/openai.js';
 import { runEval } from '../src/eval/runner.js';
 import { openStore } from '../src/store/db.js';
 import type { ServableModel } from '../src/model/serving.js';
-import { deviceInfo, report, type Row } from './lib.js';
+import { bestVsBest, deviceInfo, report, type Row } from './lib.js';
 
 interface RunResult {
   name: string;
@@ -243,10 +243,11 @@ async function main() {
   if (pf) {
     console.log(`promptfoo ${pf.version}: ${pf.run.rps.toFixed(1)} req/s at concurrency ${pfc}; alignlab eval's runner ${harness.rps.toFixed(1)} req/s at ${pfc}`);
     console.log('ratio = alignlab eval runner / promptfoo evaluate() requests per second (same server, same task, same run)');
-    report({ name: 'eval-throughput', device: { ...device, ...engine }, rows, ours: harness.rps, baseline: pf.run.rps, extra });
+    // One setting per side (both at --promptfoo-concurrency), so best vs best is that pair; it names them before the ratio.
+    report({ name: 'eval-throughput', device: { ...device, ...engine }, rows, ...bestVsBest([{ label: harness.name, median: harness.rps }], [{ label: `promptfoo c=${pfc}`, median: pf.run.rps }]), extra });
   } else {
     console.log('ratio = our provider at concurrency 32 / at concurrency 1 (promptfoo could not run; see the note above)');
-    report({ name: 'eval-throughput', device: { ...device, ...engine }, rows, ours: c32.rps, baseline: c1.rps, extra });
+    report({ name: 'eval-throughput', device: { ...device, ...engine }, rows, ...bestVsBest([{ label: c32.name, median: c32.rps }], [{ label: c1.name, median: c1.rps }]), extra });
   }
 }
 
