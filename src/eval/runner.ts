@@ -6,13 +6,15 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { openStore, type DB } from '../store/db.js';
-import { computeAxes, type AxisName, type AxisSample, type AxisScore } from './axes.js';
-import { ResponseCache, type CacheStats } from './cache.js';
-import { countOutcomes, gradeAnswer, judgePair, JUDGE_DEFAULTS, type OutcomeCounts, type PairOutcome } from './judge.js';
-import { METRIC_DEFAULTS, multipleChoice, scoreGeneration, type TaskType } from './metrics/index.js';
-import { bootstrapMean, type Estimate } from '../stats/index.js';
-import type { ChatMessage, CompletionRequest, CompletionResponse, LoglikelihoodRequest, LoglikelihoodResponse, Provider } from './providers/types.js';
-import { lengthControlledWithCI, RATING_DEFAULTS, ratingsWithCI, winRateMatrix, type Battle, type LengthControlled, type Rating, type WinRateMatrix } from './ratings.js';
+import { failEval, recordEvalResult, startEval, updateEvalProgress, type EvalScore } from '../store/evals.js';
+import { computeAxes, type AxisSample } from './axes.js';
+import { ResponseCache } from './cache.js';
+import { countOutcomes, gradeAnswer, judgePair, JUDGE_DEFAULTS, type PairOutcome } from './judge.js';
+import { METRIC_DEFAULTS, multipleChoice, scoreGeneration } from './metrics/index.js';
+import { bootstrapMean } from '../stats/index.js';
+import type { CompletionRequest, CompletionResponse, LoglikelihoodRequest, LoglikelihoodResponse, Provider } from './providers/types.js';
+import { lengthControlledWithCI, RATING_DEFAULTS, ratingsWithCI, winRateMatrix, type Battle } from './ratings.js';
+import type { EvalResult, PairwiseResult, SampleRecord, TaskResult } from './results.js';
 import { createProvider } from './registry.js';
 import { loadTask, promptText, readYamlConfig, type Sample, type Task } from './tasks/index.js';
 
@@ -75,81 +77,8 @@ export function loadEvalConfig(file: string): EvalConfig {
 
 // ------------------------------------------------------------------------------------------ results
 
-export interface SampleRecord {
-  task: string;
-  type: TaskType;
-  model: string;
-  provider: string;
-  id: string;
-  row_id: string;
-  template: number;
-  where: string;
-  prompt?: string;
-  messages?: ChatMessage[];
-  references: string[];
-  output?: string;
-  finish_reason?: string;
-  latency_ms?: number;
-  choices?: string[];
-  gold?: number;
-  choice_logprobs?: number[];
-  pred?: number;
-  pred_norm?: number;
-  ppl?: number;
-  judge_score?: number | null;
-  judge_raw?: string;
-  metrics: Record<string, number>;
-  /** True when the model's response came from the cache. */
-  cached: boolean;
-}
-
-export interface MetricSummary extends Estimate {
-  n: number;
-}
-
-export interface TaskResult {
-  name: string;
-  type: TaskType;
-  file: string;
-  rows: number;
-  templates: number;
-  primary_metric: string;
-  metrics: string[];
-  /** model → metric → mean over the main-prompt samples, with a bootstrap CI. */
-  scores: Record<string, Record<string, MetricSummary>>;
-  /** model → mean primary metric per template (index 0 = main prompt). */
-  by_template: Record<string, number[]>;
-  /** Models that could not run the task, with the reason. */
-  skipped: Record<string, string>;
-}
-
-export interface PairwiseResult {
-  judge: string;
-  baseline: string;
-  /** Judged pairs (each asked in both orders). */
-  comparisons: number;
-  /** "A vs B" → outcome counts from A's side (a = A won). */
-  outcomes: Record<string, OutcomeCounts>;
-  totals: OutcomeCounts;
-  ratings: Rating[];
-  win_rates: WinRateMatrix;
-  /** model → win rate and length-controlled win rate against the baseline. */
-  vs_baseline: Record<string, LengthControlled & { ci: [number, number]; winRateCi: [number, number] }>;
-}
-
-export interface EvalResult {
-  name: string;
-  created_at: string;
-  models: { label: string; provider: string; model: string }[];
-  tasks: TaskResult[];
-  axes: Record<string, Partial<Record<AxisName, AxisScore>>>;
-  pairwise?: PairwiseResult;
-  notes: string[];
-  cache: CacheStats;
-  calls: number;
-  wall_ms: number;
-  samples: SampleRecord[];
-}
+// The result shapes live in results.ts (types only, so report/ can render them without this module).
+export type { EvalResult, MetricSummary, PairwiseResult, SampleRecord, TaskResult } from './results.js';
 
 // ------------------------------------------------------------------------------------------ plumbing
 
@@ -170,18 +99,33 @@ export class Limiter {
   }
 }
 
-/** Progress line: done/total, rate, ETA; printed at most every `everyMs` and once at the end. */
+/** What is in flight: how many provider calls, and how long the oldest has waited. */
+export interface InFlight {
+  n: number;
+  oldestMs: number;
+}
+
+/**
+ * Progress line: done/total, rate, ETA; printed at most every `everyMs` and once at the end. While started,
+ * a heartbeat prints the line again after `heartbeatMs` without progress, with what is in flight
+ * (`· waiting on 2 requests, oldest 31s`), so a hung request never looks like a hung program.
+ */
 export class Progress {
   private done = 0;
   private cached = 0;
   private last = 0;
+  private timer?: ReturnType<typeof setInterval>;
   private readonly start = Date.now();
   constructor(
     private readonly phase: string,
     private readonly total: number,
     private readonly log: (line: string) => void,
     private readonly everyMs = 1000,
+    private readonly heartbeat: { everyMs?: number; inFlight?: () => InFlight } = {},
   ) {}
+  get counts(): { phase: string; done: number; total: number } {
+    return { phase: this.phase, done: this.done, total: this.total };
+  }
   tick(cached: boolean): void {
     this.done++;
     if (cached) this.cached++;
@@ -190,6 +134,7 @@ export class Progress {
       this.last = now;
       this.log(this.line(now));
     }
+    if (this.done === this.total) this.stop();
   }
   line(now = Date.now()): string {
     const s = Math.max(1e-3, (now - this.start) / 1000);
@@ -199,6 +144,27 @@ export class Progress {
     const etaStr = this.done === this.total ? `done in ${s.toFixed(1)}s` : `ETA ${Number.isFinite(eta) ? eta.toFixed(0) + 's' : '?'}`;
     return `[${this.phase}] ${this.done}/${this.total} (${pct}%) · ${rate.toFixed(1)}/s · ${etaStr} · ${this.cached} cached`;
   }
+  /** Starts the heartbeat (unref'd: it never keeps the process alive). */
+  begin(): this {
+    const every = this.heartbeat.everyMs ?? 5000;
+    this.last = Date.now();
+    if (this.total > 0 && !this.timer) {
+      this.timer = setInterval(() => this.beat(), every);
+      this.timer.unref();
+    }
+    return this;
+  }
+  private beat(now = Date.now()): void {
+    if (this.done >= this.total || now - this.last < (this.heartbeat.everyMs ?? 5000)) return;
+    this.last = now;
+    const w = this.heartbeat.inFlight?.();
+    const waiting = w && w.n > 0 ? ` · waiting on ${w.n} request${w.n === 1 ? '' : 's'}, oldest ${(w.oldestMs / 1000).toFixed(0)}s` : '';
+    this.log(this.line(now) + waiting);
+  }
+  stop(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
 }
 
 interface Handle {
@@ -206,6 +172,9 @@ interface Handle {
   provider: Provider;
   limiter: Limiter;
 }
+
+/** A unit of provider work: resolves with its value and whether every call it made was a cache hit. */
+type Job<T> = () => Promise<{ value: T; cached: boolean }>;
 
 /** Runs jobs concurrently; after the first failure no new provider call starts, in-flight ones finish (and are cached), then the error is thrown. */
 class Jobs {
@@ -263,25 +232,169 @@ export interface RunEvalOptions {
   /** Progress and notes (default: stderr). */
   log?: (line: string) => void;
   progressEveryMs?: number;
+  /** Without progress for this long, the progress line is printed again with what is in flight (default 5 s). */
+  heartbeatMs?: number;
 }
 
 export async function runEvalFile(file: string, opts: Omit<RunEvalOptions, 'baseDir'> = {}): Promise<EvalResult> {
   return runEval(loadEvalConfig(file), { ...opts, baseDir: dirname(resolve(file)) });
 }
 
+/**
+ * Everything one run shares: the log and its notes, the response cache, provider handles, the in-flight
+ * calls (for the heartbeat), the call counter, and the run's row in the store.
+ */
+class Run {
+  readonly baseDir: string;
+  readonly log: (line: string) => void;
+  readonly notes: string[] = [];
+  readonly db: DB;
+  readonly cache: ResponseCache;
+  readonly handles: Handle[] = [];
+  readonly jobs = new Jobs();
+  readonly started = new Date();
+  readonly out: string;
+  readonly storeId: string;
+  calls = 0;
+  private readonly inFlight = new Map<number, number>();
+  private nextCall = 0;
+  private lastStoreWrite = 0;
+
+  constructor(readonly cfg: EvalConfig, readonly opts: RunEvalOptions) {
+    this.baseDir = opts.baseDir ?? process.cwd();
+    this.log = opts.log ?? ((l: string) => process.stderr.write(l + '\n'));
+    this.db = opts.db ?? openStore();
+    this.cache = new ResponseCache(this.db, { read: !opts.noCache });
+    this.out = opts.out ?? (cfg.out ? resolve(this.baseDir, cfg.out) : resolve('runs', `eval-${cfg.name}`));
+    this.storeId = `${this.out}@${this.started.toISOString()}`;
+  }
+
+  note(n: string): void {
+    if (!this.notes.includes(n)) {
+      this.notes.push(n);
+      this.log(`note: ${n}`);
+    }
+  }
+
+  /** A provider for a config entry; the same id as model and as judge or reference is one provider (a local model loads once), one limit. */
+  async open(r: ProviderRef): Promise<Handle> {
+    const ref = refOf(r);
+    const same = this.handles.find((h) => h.provider.id === ref.id);
+    if (same) return { ...same, label: ref.label ?? same.label };
+    const concurrency = ref.concurrency ?? this.cfg.concurrency;
+    const provider = await createProvider(ref.id, { label: ref.label, concurrency, config: ref.config });
+    const h = { label: ref.label ?? ref.id, provider, limiter: new Limiter(concurrency) };
+    this.handles.push(h);
+    return h;
+  }
+
+  /** One provider call: through the cache, under the provider's limit, not started after a failure. */
+  call<Req, Res>(h: Handle, kind: 'complete' | 'loglikelihood', req: Req, fn: (req: Req) => Promise<Res>): Promise<{ value: Res; cached: boolean }> {
+    return this.cache.through(h.provider, kind, req, () =>
+      h.limiter.run(
+        this.jobs.guard(async () => {
+          this.calls++;
+          const k = this.nextCall++;
+          this.inFlight.set(k, Date.now());
+          try {
+            return await fn(req);
+          } finally {
+            this.inFlight.delete(k);
+          }
+        }),
+      ),
+    );
+  }
+
+  /** A judge's CompleteFn through the cache; `seen` records whether every call of the job was a cache hit. */
+  complete(h: Handle, seen: { cached: boolean }) {
+    return (req: CompletionRequest) =>
+      this.call(h, 'complete', req, (r) => h.provider.complete(r)).then((x) => {
+        seen.cached &&= x.cached;
+        return x.value;
+      });
+  }
+
+  inFlightNow(): InFlight {
+    let oldest = Infinity;
+    for (const t of this.inFlight.values()) oldest = Math.min(oldest, t);
+    return { n: this.inFlight.size, oldestMs: this.inFlight.size ? Date.now() - oldest : 0 };
+  }
+
+  /** Runs one phase's jobs with a progress line (and its heartbeat); progress also goes to the store, at most once a second. */
+  async phase<T>(name: string, jobs: Job<T>[]): Promise<T[]> {
+    if (jobs.length === 0) return [];
+    const progress = new Progress(
+      name,
+      jobs.length,
+      (line) => {
+        this.log(line);
+        this.storeProgress(progress);
+      },
+      this.opts.progressEveryMs,
+      { everyMs: this.opts.heartbeatMs, inFlight: () => this.inFlightNow() },
+    ).begin();
+    try {
+      return await this.jobs.all(
+        jobs.map((job) => async () => {
+          const { value, cached } = await job();
+          progress.tick(cached);
+          return value;
+        }),
+      );
+    } finally {
+      progress.stop();
+    }
+  }
+
+  private storeProgress(p: Progress): void {
+    const now = Date.now();
+    const c = p.counts;
+    if (c.done < c.total && now - this.lastStoreWrite < 1000) return;
+    this.lastStoreWrite = now;
+    updateEvalProgress(this.db, this.storeId, c);
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled(this.handles.map((h) => h.provider.close?.()));
+  }
+}
+
+/**
+ * One evaluation, in phases: load and check the tasks (a bad task file fails before any provider starts),
+ * open the providers, plan the samples, get every response (through the cache), add reference perplexity and
+ * judge grades, judge pairs, score every sample, rate (task tables, axes, ratings), write the run's files and
+ * record it in the store. Rendering the leaderboard is report/'s job (src/report/leaderboard.ts).
+ */
 export async function runEval(cfg: EvalConfig, opts: RunEvalOptions = {}): Promise<EvalResult> {
   const t0 = Date.now();
-  const baseDir = opts.baseDir ?? process.cwd();
-  const log = opts.log ?? ((l: string) => process.stderr.write(l + '\n'));
-  const notes: string[] = [];
-  const note = (n: string) => {
-    if (!notes.includes(n)) {
-      notes.push(n);
-      log(`note: ${n}`);
-    }
-  };
+  const run = new Run(cfg, opts);
+  const tasks = await loadTasks(cfg, run.baseDir);
+  let started = false;
+  try {
+    const { models, judge, reference } = await openProviders(run);
+    startEval(run.db, { id: run.storeId, name: cfg.name, dir: run.out, started: run.started.toISOString(), models: modelsOf(models) });
+    started = true;
+    const plan = planResponses(run, models, tasks);
+    await run.phase('responses', plan.jobs);
+    await run.phase('reference+judge', planExtras(run, tasks, plan, reference, judge));
+    const pairwise = judge && cfg.judge!.pairwise && models.length >= 2 ? await judgePairs(run, tasks, plan, models, judge) : undefined;
+    for (const r of plan.records) scoreRecord(r, plan.taskOf.get(r.task)!, plan.sampleOf.get(sampleKey(r.task, r.id))!, cfg);
+    const result = rate(run, tasks, plan, models, pairwise, t0);
+    writeRunFiles(run.out, cfg, tasks, result);
+    recordEval(run, result);
+    run.log(`eval: ${result.samples.length} samples, ${run.calls} provider calls, ${run.cache.stats.hits} cache hits, ${(result.wall_ms / 1000).toFixed(1)}s → ${run.out}`);
+    return result;
+  } catch (e) {
+    if (started) failEval(run.db, run.storeId, (e as Error).message);
+    throw e;
+  } finally {
+    await run.close();
+  }
+}
 
-  // Tasks first: a bad task file fails before any provider starts.
+/** Phase 1: every task file loaded and checked, names unique, `limit` applied. */
+async function loadTasks(cfg: EvalConfig, baseDir: string): Promise<Task[]> {
   const tasks: Task[] = [];
   for (const t of cfg.tasks) tasks.push(await loadTask(resolve(baseDir, t)));
   const names = new Set<string>();
@@ -290,198 +403,195 @@ export async function runEval(cfg: EvalConfig, opts: RunEvalOptions = {}): Promi
     names.add(t.spec.name);
     if (cfg.limit !== undefined) limitRows(t, cfg.limit);
   }
+  return tasks;
+}
 
-  const handles: Handle[] = [];
-  const open = async (r: ProviderRef): Promise<Handle> => {
-    const ref = refOf(r);
-    // The same id as model and as judge or reference: one provider (a local model is loaded once), one limit.
-    const same = handles.find((h) => h.provider.id === ref.id);
-    if (same) return { ...same, label: ref.label ?? same.label };
-    const concurrency = ref.concurrency ?? cfg.concurrency;
-    const provider = await createProvider(ref.id, { label: ref.label, concurrency, config: ref.config });
-    const h = { label: ref.label ?? ref.id, provider, limiter: new Limiter(concurrency) };
-    handles.push(h);
-    return h;
+async function openProviders(run: Run): Promise<{ models: Handle[]; judge?: Handle; reference?: Handle }> {
+  const cfg = run.cfg;
+  const models: Handle[] = [];
+  for (const r of cfg.providers) models.push(await run.open(r));
+  const labels = models.map((m) => m.label);
+  const dup = labels.find((l, i) => labels.indexOf(l) !== i);
+  if (dup) throw new Error(`two providers have the label "${dup}"; give them distinct labels`);
+  const judge = cfg.judge ? await run.open(cfg.judge.provider) : undefined;
+  const reference = cfg.reference ? await run.open(cfg.reference) : undefined;
+  if (reference && !reference.provider.loglikelihood) run.note(`reference model ${reference.label} returns no log-likelihoods: no perplexity`);
+  return { models, judge, reference };
+}
+
+const modelsOf = (models: Handle[]) => models.map((m) => ({ label: m.label, provider: m.provider.id, model: m.provider.model }));
+const sampleKey = (task: string, id: string) => `${task}\u0000${id}`;
+
+interface Plan {
+  records: SampleRecord[];
+  jobs: Job<void>[];
+  skipped: Map<string, Record<string, string>>;
+  taskOf: Map<string, Task>;
+  sampleOf: Map<string, Sample>;
+}
+
+/** Phase 2: one record and one job per (model, sample); multiple choice is skipped for models without log-likelihoods. */
+function planResponses(run: Run, models: Handle[], tasks: Task[]): Plan {
+  const records: SampleRecord[] = [];
+  const jobs: Job<void>[] = [];
+  const skipped = new Map<string, Record<string, string>>(tasks.map((t) => [t.spec.name, {}]));
+  for (const m of models)
+    for (const task of tasks) {
+      const spec = task.spec;
+      if (spec.type === 'multiple_choice' && !m.provider.loglikelihood) {
+        skipped.get(spec.name)![m.label] = 'provider returns no log-likelihoods (multiple choice needs them)';
+        run.note(`${m.label}: skipped ${spec.name} (multiple choice needs log-likelihoods, which this provider does not return)`);
+        continue;
+      }
+      for (const s of task.samples) {
+        const rec: SampleRecord = {
+          task: spec.name, type: spec.type, model: m.label, provider: m.provider.id, id: s.id, row_id: s.rowId,
+          template: s.template, where: s.where, references: s.references, metrics: {}, cached: false,
+          ...(s.prompt !== undefined ? { prompt: s.prompt } : { messages: s.messages }),
+        };
+        records.push(rec);
+        jobs.push(async () => {
+          try {
+            if (spec.type === 'multiple_choice') await answerChoice(run, m, task, s, rec);
+            else await answerText(run, m, task, s, rec);
+          } catch (e) {
+            if (e instanceof Stopped) throw e;
+            throw new Error(`${m.label} on ${spec.name} sample ${s.id} (${s.where}): ${(e as Error).message}`, { cause: e });
+          }
+          return { value: undefined, cached: rec.cached };
+        });
+      }
+    }
+  const sampleOf = new Map<string, Sample>();
+  for (const t of tasks) for (const s of t.samples) sampleOf.set(sampleKey(t.spec.name, s.id), s);
+  return { records, jobs, skipped, taskOf: new Map(tasks.map((t) => [t.spec.name, t])), sampleOf };
+}
+
+/** Phase 3 (text): one completion, cut at the stop strings. */
+async function answerText(run: Run, m: Handle, task: Task, s: Sample, rec: SampleRecord) {
+  const g = task.spec.generation;
+  const req: CompletionRequest = {
+    ...(s.prompt !== undefined ? { prompt: s.prompt } : { messages: s.messages }),
+    maxTokens: g.max_tokens,
+    temperature: g.temperature,
+    ...(g.top_p !== undefined ? { topP: g.top_p } : {}),
+    ...(g.stop.length ? { stop: g.stop } : {}),
+    ...(g.seed !== undefined ? { seed: g.seed } : {}),
   };
+  const { value, cached } = await run.call<CompletionRequest, CompletionResponse>(m, 'complete', req, (r) => m.provider.complete(r));
+  if (typeof value?.text !== 'string') throw new Error('provider returned no text');
+  rec.output = postprocess(value.text, g.stop);
+  rec.finish_reason = value.finishReason;
+  if (value.latencyMs !== undefined) rec.latency_ms = value.latencyMs;
+  rec.cached = cached;
+}
 
-  const db = opts.db ?? openStore();
-  const cache = new ResponseCache(db, { read: !opts.noCache });
-  let calls = 0;
-  const jobs = new Jobs();
-  function call<Req, Res>(h: Handle, kind: 'complete' | 'loglikelihood', req: Req, fn: (req: Req) => Promise<Res>) {
-    return cache.through(h.provider, kind, req, () =>
-      h.limiter.run(
-        jobs.guard(async () => {
-          calls++;
-          return fn(req);
-        }),
-      ),
-    );
-  }
-  /** A judge's CompleteFn through the cache; `seen` records whether every call of the job was a cache hit. */
-  const complete = (h: Handle, seen: { cached: boolean }) => (req: CompletionRequest) =>
-    call(h, 'complete', req, (r) => h.provider.complete(r)).then((x) => {
-      seen.cached &&= x.cached;
-      return x.value;
-    });
+/** Phase 3 (multiple choice): the log-likelihood of every choice. */
+async function answerChoice(run: Run, m: Handle, task: Task, s: Sample, rec: SampleRecord) {
+  const reqs: LoglikelihoodRequest[] = s.choices!.map((c) => ({ context: s.prompt!, continuation: task.spec.target_delimiter + c }));
+  const { value, cached } = await run.call<LoglikelihoodRequest[], LoglikelihoodResponse[]>(m, 'loglikelihood', reqs, (r) => m.provider.loglikelihood!(r));
+  if (!Array.isArray(value) || value.length !== reqs.length) throw new Error(`loglikelihood returned ${Array.isArray(value) ? value.length : 'no'} results for ${reqs.length} choices`);
+  rec.choices = s.choices;
+  rec.gold = s.gold;
+  rec.choice_logprobs = value.map((v) => v.logprob);
+  rec.cached = cached;
+}
 
-  try {
-    const models: Handle[] = [];
-    for (const r of cfg.providers) models.push(await open(r));
-    const labels = models.map((m) => m.label);
-    const dup = labels.find((l, i) => labels.indexOf(l) !== i);
-    if (dup) throw new Error(`two providers have the label "${dup}"; give them distinct labels`);
-    const judge = cfg.judge ? await open(cfg.judge.provider) : undefined;
-    const reference = cfg.reference ? await open(cfg.reference) : undefined;
-    if (reference && !reference.provider.loglikelihood) note(`reference model ${reference.label} returns no log-likelihoods: no perplexity`);
+/** Phase 3 (extras): perplexity under the reference model and the judge's grade, for the text samples whose task wants them. */
+function planExtras(run: Run, tasks: Task[], plan: Plan, reference: Handle | undefined, judge: Handle | undefined): Job<void>[] {
+  const cfg = run.cfg;
+  const { taskOf } = plan;
+  const sampleOf = (r: SampleRecord) => plan.sampleOf.get(sampleKey(r.task, r.id))!;
+  const textRecs = plan.records.filter((r) => r.output !== undefined);
+  const wants = (r: SampleRecord, m: string) => taskOf.get(r.task)!.spec.metrics.includes(m);
+  const jobs: Job<void>[] = [];
+  if (reference?.provider.loglikelihood) {
+    for (const r of textRecs) {
+      if (!(wants(r, 'perplexity') || wants(r, 'coherence')) || r.output === '') continue;
+      const s = sampleOf(r);
+      jobs.push(async () => {
+        const reqs = [{ context: promptText(s) + '\n\n', continuation: r.output! }];
+        const { value, cached } = await run.call<LoglikelihoodRequest[], LoglikelihoodResponse[]>(reference, 'loglikelihood', reqs, (q) => reference.provider.loglikelihood!(q));
+        const v = value[0];
+        if (v && v.tokens > 0) r.ppl = Math.exp(-v.logprob / v.tokens);
+        return { value: undefined, cached };
+      });
+    }
+  } else if (tasks.some((t) => t.spec.metrics.includes('perplexity'))) run.note('no reference model with log-likelihoods configured: perplexity not computed');
+  if (judge && cfg.judge!.grade) {
+    for (const r of textRecs) {
+      if (!(wants(r, 'judge_score') || wants(r, 'coherence'))) continue;
+      const s = sampleOf(r);
+      jobs.push(async () => {
+        const seen = { cached: true };
+        const g = await gradeAnswer(run.complete(judge, seen), s.question, r.output!);
+        r.judge_score = g.score;
+        r.judge_raw = g.raw;
+        if (g.score === null) run.note(`judge ${judge.label} gave unreadable grades for some samples (left out of judge_score)`);
+        return { value: undefined, cached: seen.cached };
+      });
+    }
+  } else if (tasks.some((t) => t.spec.metrics.includes('judge_score'))) run.note('no judge configured: judge_score not computed');
+  return jobs;
+}
 
-    // ---- 1. responses
-    const records: SampleRecord[] = [];
-    const skipped = new Map<string, Record<string, string>>(tasks.map((t) => [t.spec.name, {}]));
-    const genJobs: (() => Promise<void>)[] = [];
-    for (const m of models)
-      for (const task of tasks) {
-        const spec = task.spec;
-        if (spec.type === 'multiple_choice' && !m.provider.loglikelihood) {
-          skipped.get(spec.name)![m.label] = 'provider returns no log-likelihoods (multiple choice needs them)';
-          note(`${m.label}: skipped ${spec.name} (multiple choice needs log-likelihoods, which this provider does not return)`);
-          continue;
-        }
-        for (const s of task.samples) {
-          const rec: SampleRecord = {
-            task: spec.name, type: spec.type, model: m.label, provider: m.provider.id, id: s.id, row_id: s.rowId,
-            template: s.template, where: s.where, references: s.references, metrics: {}, cached: false,
-            ...(s.prompt !== undefined ? { prompt: s.prompt } : { messages: s.messages }),
-          };
-          records.push(rec);
-          genJobs.push(async () => {
-            try {
-              if (spec.type === 'multiple_choice') await answerChoice(m, task, s, rec);
-              else await answerText(m, task, s, rec);
-            } catch (e) {
-              if (e instanceof Stopped) throw e;
-              throw new Error(`${m.label} on ${spec.name} sample ${s.id} (${s.where}): ${(e as Error).message}`, { cause: e });
-            }
-            progress.tick(rec.cached);
+/** Phase 3 (pairwise): every two models' main-prompt answers, judged in both orders; then rated. */
+async function judgePairs(run: Run, tasks: Task[], plan: Plan, models: Handle[], judge: Handle): Promise<PairwiseResult> {
+  const cfg = run.cfg;
+  const { taskOf, records } = plan;
+  const labels = models.map((m) => m.label);
+  const pairTasks = cfg.judge!.tasks ?? tasks.filter((t) => t.spec.type === 'generation' || t.spec.type === 'summarization').map((t) => t.spec.name);
+  for (const n of pairTasks) if (!taskOf.has(n)) throw new Error(`judge.tasks names "${n}", which is not among the tasks (${[...taskOf.keys()].join(', ')})`);
+  const byKey = new Map(records.map((r) => [`${r.model}\u0000${r.task}\u0000${r.id}`, r]));
+  const jobs: Job<{ a: SampleRecord; b: SampleRecord; outcome: PairOutcome }>[] = [];
+  for (const task of pairTasks)
+    for (const s of taskOf.get(task)!.samples) {
+      if (s.template !== 0) continue;
+      for (let i = 0; i < models.length; i++)
+        for (let j = i + 1; j < models.length; j++) {
+          const a = byKey.get(`${labels[i]}\u0000${task}\u0000${s.id}`);
+          const b = byKey.get(`${labels[j]}\u0000${task}\u0000${s.id}`);
+          if (a?.output === undefined || b?.output === undefined) continue;
+          jobs.push(async () => {
+            const seen = { cached: true };
+            const jd = await judgePair(run.complete(judge, seen), s.question, a.output!, b.output!);
+            return { value: { a, b, outcome: jd.outcome }, cached: seen.cached };
           });
         }
-      }
-    const progress = new Progress('responses', genJobs.length, log, opts.progressEveryMs);
-    async function answerText(m: Handle, task: Task, s: Sample, rec: SampleRecord) {
-      const g = task.spec.generation;
-      const req: CompletionRequest = {
-        ...(s.prompt !== undefined ? { prompt: s.prompt } : { messages: s.messages }),
-        maxTokens: g.max_tokens,
-        temperature: g.temperature,
-        ...(g.top_p !== undefined ? { topP: g.top_p } : {}),
-        ...(g.stop.length ? { stop: g.stop } : {}),
-        ...(g.seed !== undefined ? { seed: g.seed } : {}),
-      };
-      const { value, cached } = await call<CompletionRequest, CompletionResponse>(m, 'complete', req, (r) => m.provider.complete(r));
-      if (typeof value?.text !== 'string') throw new Error('provider returned no text');
-      rec.output = postprocess(value.text, g.stop);
-      rec.finish_reason = value.finishReason;
-      if (value.latencyMs !== undefined) rec.latency_ms = value.latencyMs;
-      rec.cached = cached;
     }
-    async function answerChoice(m: Handle, task: Task, s: Sample, rec: SampleRecord) {
-      const reqs: LoglikelihoodRequest[] = s.choices!.map((c) => ({ context: s.prompt!, continuation: task.spec.target_delimiter + c }));
-      const { value, cached } = await call<LoglikelihoodRequest[], LoglikelihoodResponse[]>(m, 'loglikelihood', reqs, (r) => m.provider.loglikelihood!(r));
-      if (!Array.isArray(value) || value.length !== reqs.length) throw new Error(`loglikelihood returned ${Array.isArray(value) ? value.length : 'no'} results for ${reqs.length} choices`);
-      rec.choices = s.choices;
-      rec.gold = s.gold;
-      rec.choice_logprobs = value.map((v) => v.logprob);
-      rec.cached = cached;
-    }
-    await jobs.all(genJobs);
+  const judged = await run.phase('pairwise', jobs);
+  return summarizePairs(judged, labels, judge.label, cfg.judge!.baseline ?? labels[0]!, cfg);
+}
 
-    // ---- 2. perplexity under the reference model, and judge grades
-    const sampleOf = new Map<string, Sample>();
-    for (const t of tasks) for (const s of t.samples) sampleOf.set(`${t.spec.name}\u0000${s.id}`, s);
-    const taskOf = new Map(tasks.map((t) => [t.spec.name, t]));
-    const textRecs = records.filter((r) => r.output !== undefined);
-    const wants = (r: SampleRecord, m: string) => taskOf.get(r.task)!.spec.metrics.includes(m);
-    const extraJobs: (() => Promise<void>)[] = [];
-    if (reference?.provider.loglikelihood) {
-      for (const r of textRecs) {
-        if (!(wants(r, 'perplexity') || wants(r, 'coherence')) || r.output === '') continue;
-        const s = sampleOf.get(`${r.task}\u0000${r.id}`)!;
-        extraJobs.push(async () => {
-          const reqs = [{ context: promptText(s) + '\n\n', continuation: r.output! }];
-          const { value, cached } = await call<LoglikelihoodRequest[], LoglikelihoodResponse[]>(reference, 'loglikelihood', reqs, (q) => reference.provider.loglikelihood!(q));
-          const v = value[0];
-          if (v && v.tokens > 0) r.ppl = Math.exp(-v.logprob / v.tokens);
-          extraProgress.tick(cached);
-        });
-      }
-    } else if (tasks.some((t) => t.spec.metrics.includes('perplexity'))) note('no reference model with log-likelihoods configured: perplexity not computed');
-    if (judge && cfg.judge!.grade) {
-      for (const r of textRecs) {
-        if (!(wants(r, 'judge_score') || wants(r, 'coherence'))) continue;
-        const s = sampleOf.get(`${r.task}\u0000${r.id}`)!;
-        extraJobs.push(async () => {
-          const seen = { cached: true };
-          const g = await gradeAnswer(complete(judge, seen), s.question, r.output!);
-          r.judge_score = g.score;
-          r.judge_raw = g.raw;
-          if (g.score === null) note(`judge ${judge.label} gave unreadable grades for some samples (left out of judge_score)`);
-          extraProgress.tick(seen.cached);
-        });
-      }
-    } else if (tasks.some((t) => t.spec.metrics.includes('judge_score'))) note('no judge configured: judge_score not computed');
-    const extraProgress = new Progress('reference+judge', extraJobs.length, log, opts.progressEveryMs);
-    if (extraJobs.length) await jobs.all(extraJobs);
+/** Phase 5: per-task tables and the axes (ratings were made with the battles). */
+function rate(run: Run, tasks: Task[], plan: Plan, models: Handle[], pairwise: PairwiseResult | undefined, t0: number): EvalResult {
+  const cfg = run.cfg;
+  const labels = models.map((m) => m.label);
+  return {
+    name: cfg.name,
+    created_at: new Date().toISOString(),
+    models: modelsOf(models),
+    tasks: tasks.map((t) => summarizeTask(t, plan.records, labels, plan.skipped.get(t.spec.name)!, cfg)),
+    axes: Object.fromEntries(labels.map((l) => [l, computeAxes(axisSamples(plan.records.filter((r) => r.model === l), plan.taskOf), { iters: cfg.bootstrap, seed: cfg.seed })])),
+    ...(pairwise ? { pairwise } : {}),
+    notes: run.notes,
+    cache: { ...run.cache.stats },
+    calls: run.calls,
+    wall_ms: Date.now() - t0,
+    samples: plan.records,
+  };
+}
 
-    // ---- 3. pairwise battles
-    let pairwise: PairwiseResult | undefined;
-    if (judge && cfg.judge!.pairwise && models.length >= 2) {
-      const pairTasks = cfg.judge!.tasks ?? tasks.filter((t) => t.spec.type === 'generation' || t.spec.type === 'summarization').map((t) => t.spec.name);
-      for (const n of pairTasks) if (!taskOf.has(n)) throw new Error(`judge.tasks names "${n}", which is not among the tasks (${[...taskOf.keys()].join(', ')})`);
-      const byKey = new Map(records.map((r) => [`${r.model}\u0000${r.task}\u0000${r.id}`, r]));
-      const pairJobs: (() => Promise<{ a: SampleRecord; b: SampleRecord; outcome: PairOutcome }>)[] = [];
-      for (const task of pairTasks)
-        for (const s of taskOf.get(task)!.samples) {
-          if (s.template !== 0) continue;
-          for (let i = 0; i < models.length; i++)
-            for (let j = i + 1; j < models.length; j++) {
-              const a = byKey.get(`${models[i]!.label}\u0000${task}\u0000${s.id}`);
-              const b = byKey.get(`${models[j]!.label}\u0000${task}\u0000${s.id}`);
-              if (a?.output === undefined || b?.output === undefined) continue;
-              pairJobs.push(async () => {
-                const seen = { cached: true };
-                const jd = await judgePair(complete(judge, seen), s.question, a.output!, b.output!);
-                pairProgress.tick(seen.cached);
-                return { a, b, outcome: jd.outcome };
-              });
-            }
-        }
-      const pairProgress = new Progress('pairwise', pairJobs.length, log, opts.progressEveryMs);
-      const judged = await jobs.all(pairJobs);
-      pairwise = summarizePairs(judged, labels, judge.label, cfg.judge!.baseline ?? labels[0]!, cfg);
-    }
-
-    // ---- 4. score and aggregate
-    for (const r of records) scoreRecord(r, taskOf.get(r.task)!, sampleOf.get(`${r.task}\u0000${r.id}`)!, cfg);
-    const result: EvalResult = {
-      name: cfg.name,
-      created_at: new Date().toISOString(),
-      models: models.map((m) => ({ label: m.label, provider: m.provider.id, model: m.provider.model })),
-      tasks: tasks.map((t) => summarizeTask(t, records, labels, skipped.get(t.spec.name)!, cfg)),
-      axes: Object.fromEntries(labels.map((l) => [l, computeAxes(axisSamples(records.filter((r) => r.model === l), taskOf), { iters: cfg.bootstrap, seed: cfg.seed })])),
-      ...(pairwise ? { pairwise } : {}),
-      notes,
-      cache: { ...cache.stats },
-      calls,
-      wall_ms: Date.now() - t0,
-      samples: records,
-    };
-    const out = opts.out ?? (cfg.out ? resolve(baseDir, cfg.out) : resolve('runs', `eval-${cfg.name}`));
-    writeRunFiles(out, cfg, tasks, result);
-    log(`eval: ${records.length} samples, ${calls} provider calls, ${cache.stats.hits} cache hits, ${(result.wall_ms / 1000).toFixed(1)}s → ${out}`);
-    return result;
-  } finally {
-    await Promise.allSettled(handles.map((h) => h.provider.close?.()));
-  }
+/** Phase 6: the result in the store — its summary and every reported number (axes, task metrics, ratings). */
+function recordEval(run: Run, result: EvalResult): void {
+  const scores: EvalScore[] = [];
+  for (const [model, axes] of Object.entries(result.axes))
+    for (const [axis, s] of Object.entries(axes)) if (s) scores.push({ model, scope: 'axis', metric: axis, value: s.value, lo: s.lo, hi: s.hi, n: s.n });
+  for (const t of result.tasks)
+    for (const [model, ms] of Object.entries(t.scores)) for (const [metric, s] of Object.entries(ms)) scores.push({ model, scope: `task:${t.name}`, metric, value: s.value, lo: s.lo, hi: s.hi, n: s.n });
+  for (const r of result.pairwise?.ratings ?? []) scores.push({ model: r.model, scope: 'rating', metric: 'rating', value: r.value, lo: r.lo, hi: r.hi });
+  const { samples: _samples, ...summary } = result;
+  recordEvalResult(run.db, { id: run.storeId, name: result.name, dir: run.out, started: run.started.toISOString(), finished: new Date().toISOString(), models: result.models, summary, scores });
 }
 
 /** Keeps the first `limit` rows of a task (every template of each). */

@@ -24,9 +24,9 @@ test('provider ids: prefix before the first colon; unknown kinds are named; fact
   unregisterProvider('echo');
   assert.throws(() => registerProvider('Bad Prefix', () => p), /lower-case/);
   // The built-in openai-compat factory passes config through (and validates it).
-  const oc = await createProvider('openai-compat:http://127.0.0.1:9/v1#m', { config: { timeout_ms: 1000 } });
+  const oc = await createProvider('openai-compat:http://127.0.0.1:59999/v1#m', { config: { timeout_ms: 1000 } });
   assert.equal(oc.model, 'm');
-  await assert.rejects(createProvider('openai-compat:http://127.0.0.1:9/v1#m', { config: { tiemout: 1 } }), /unknown provider option "tiemout"/);
+  await assert.rejects(createProvider('openai-compat:http://127.0.0.1:59999/v1#m', { config: { tiemout: 1 } }), /unknown provider option "tiemout"/);
 });
 
 async function body(req: IncomingMessage): Promise<Record<string, unknown>> {

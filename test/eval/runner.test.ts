@@ -4,6 +4,8 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { openStore } from '../../src/store/db.js';
+import { evalScores, listEvals, type EvalRow } from '../../src/store/evals.js';
+import { startFaultServer } from '../helpers/fault-server.js';
 import { registerProvider } from '../../src/eval/registry.js';
 import { runEvalFile, type EvalResult, type SampleRecord } from '../../src/eval/runner.js';
 import { tokenF1, maxOverGold, repetitionRate } from '../../src/eval/metrics/index.js';
@@ -219,11 +221,83 @@ test('per-provider concurrency limit holds; a bad task file fails before any pro
   assert.equal(created, 0, 'no provider even opened');
   // The same config with the task file fixed does call it: the counter can count.
   await runEvalFile(writeEvalConfig(d, 'good.yaml', `providers: [counting:y]\ntasks: [qa.yaml]\nbootstrap: 0\nout: out-good\n`), { db: openStore(join(d, 's.db')), ...quiet });
-  assert.ok(asked > 0 && created === 1, `asked ${asked}, created ${created}`);
+  assert.ok((asked as number) > 0, `asked ${asked}`);
+  assert.equal(created as number, 1);
   const badCfg = writeEvalConfig(d, 'bad2.yaml', `providers: [slow:y]\ntasks: [qa.yaml]\nconcurency: 2\n`);
   await assert.rejects(runEvalFile(badCfg, { db: openStore(join(d, 's.db')), ...quiet }), /bad2\.yaml:3: field "concurency" is not a known field/);
   await assert.rejects(
     runEvalFile(writeEvalConfig(d, 'bad3.yaml', `providers: [nope:y]\ntasks: [qa.yaml]\n`), { db: openStore(join(d, 's.db')), ...quiet }),
     /unknown provider kind "nope"/,
   );
+});
+
+test('a hung request against an HTTP server: retried after the first-byte timeout, the progress line keeps printing while it waits, every sample answered once', async () => {
+  const srv = await startFaultServer({ schedule: (a) => (a.n === 0 ? { kind: 'hang' } : { kind: 'ok' }) });
+  try {
+    const d = writeTaskFixtures();
+    const cfg = writeEvalConfig(
+      d,
+      'hang.yaml',
+      `name: hang\nproviders:\n  - id: openai-compat:${srv.baseUrl}#m\n    config: { first_byte_timeout_ms: 1500, base_delay_ms: 5, max_delay_ms: 20 }\ntasks: [qa.yaml]\nbootstrap: 0\nout: out\n`,
+    );
+    const lines: string[] = [];
+    const r = await runEvalFile(cfg, { db: openStore(join(d, 's.db')), log: (l) => lines.push(l), heartbeatMs: 100 });
+    assert.equal(r.samples.length, 12);
+    for (const s of r.samples) assert.equal(s.output, `answer to ${s.messages!.at(-1)!.content}`);
+    // The hung first request arrived twice (hang, then the retry); every prompt was answered exactly once.
+    assert.equal(srv.arrivals.length, 13);
+    assert.equal(srv.answered.length, 12);
+    assert.equal(new Set(srv.answered.map((a) => a.prompt)).size, 12);
+    assert.equal(srv.arrivals.filter((a) => a.prompt === srv.arrivals[0]!.prompt).length, 2);
+    // While only the hung request was left, the heartbeat printed the progress line with the wait.
+    const beats = lines.filter((l) => /^\[responses\] 11\/12 \(91%\) .* · waiting on 1 request, oldest \ds$/.test(l));
+    assert.ok(beats.length >= 2, lines.join('\n'));
+  } finally {
+    await srv.close();
+  }
+});
+
+test('evaluations are recorded in the store: running while they run, then completed with every reported number; a failure is recorded as failed', async () => {
+  const d = writeTaskFixtures();
+  const db = openStore(join(d, 'rec.db'));
+  const seen: EvalRow[][] = [];
+  let release!: () => void;
+  const gate = new Promise<void>((res) => (release = res));
+  registerProvider('gated', (target, id) => ({
+    id,
+    model: 'gated',
+    async complete(req) {
+      if (req.messages?.at(-1)?.content.includes('Pavel')) {
+        seen.push(listEvals(db)); // in flight: the evaluation is visible as running
+        await gate;
+      }
+      return { text: 'Pavel', finishReason: 'stop' as const };
+    },
+  }));
+  const cfg = writeEvalConfig(d, 'rec.yaml', `name: rec\nproviders:\n  - id: gated:a\n    label: a\ntasks: [qa.yaml]\nbootstrap: 100\nout: out\n`);
+  const p = runEvalFile(cfg, { db, ...quiet, progressEveryMs: 0 });
+  while (seen.length === 0) await new Promise((res) => setTimeout(res, 5));
+  release();
+  const r = await p;
+  const during = seen[0]!.find((e) => e.name === 'rec')!;
+  assert.equal(during.status, 'running');
+  assert.deepEqual(during.models, [{ label: 'a', provider: 'gated:a', model: 'gated' }]);
+  const [row] = listEvals(db).filter((e) => e.name === 'rec');
+  assert.equal(row!.status, 'completed');
+  assert.equal(row!.dir, join(d, 'out'));
+  assert.deepEqual((row!.summary as EvalResult).tasks, JSON.parse(JSON.stringify(r.tasks)));
+  const scores = evalScores(db, row!.id);
+  const cu = r.axes.a!.contextual_understanding!;
+  assert.deepEqual(scores.find((s) => s.scope === 'axis' && s.metric === 'contextual_understanding'), { model: 'a', scope: 'axis', metric: 'contextual_understanding', value: cu.value, lo: cu.lo, hi: cu.hi, n: cu.n });
+  const f1 = r.tasks[0]!.scores.a!.f1!;
+  assert.deepEqual(scores.find((s) => s.scope === 'task:qa' && s.metric === 'f1'), { model: 'a', scope: 'task:qa', metric: 'f1', value: f1.value, lo: f1.lo, hi: f1.hi, n: f1.n });
+  // A second run of the same config is a second row: earlier results are never overwritten.
+  await runEvalFile(cfg, { db, ...quiet });
+  assert.equal(listEvals(db).filter((e) => e.name === 'rec' && e.status === 'completed').length, 2);
+
+  const failing = writeEvalConfig(d, 'fail.yaml', `name: failing\nproviders:\n  - id: rule:verbose#rec\n    config: { failAfter: 2 }\ntasks: [qa.yaml]\nout: out-fail\n`);
+  await assert.rejects(runEvalFile(failing, { db, ...quiet }), /simulated crash/);
+  const [bad] = listEvals(db).filter((e) => e.name === 'failing');
+  assert.equal(bad!.status, 'failed');
+  assert.match(bad!.error!, /simulated crash after 2 calls/);
 });

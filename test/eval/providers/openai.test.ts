@@ -52,7 +52,7 @@ test('continuationTokenRange finds the continuation tokens by character offset',
 });
 
 test('options from an eval config: snake_case accepted, typos and wrong types rejected by name', () => {
-  const id = 'openai-compat:http://127.0.0.1:9/v1#m';
+  const id = 'openai-compat:http://127.0.0.1:59999/v1#m';
   assert.deepEqual(normalizeOpenAIOptions(id, { api_key_env: 'K', timeout_ms: 500, max_retries: 2, retry: { base_delay_ms: 10 }, mode: 'chat', concurrency: 3 }), {
     apiKeyEnv: 'K',
     timeoutMs: 500,
@@ -83,16 +83,16 @@ describe('provider construction and request bodies', () => {
     assert.throws(() => oa.buildRequest({ prompt: 'hi', maxTokens: 5, topK: 40 }), /no top_k/);
     assert.equal(oa.loglikelihood, undefined, 'OpenAI chat models give no prompt log-probs');
 
-    const compat = createOpenAIProvider('openai-compat:http://127.0.0.1:9/v1#m', { logprobs: true, extraBody: { repetition_penalty: 1.1 } });
+    const compat = createOpenAIProvider('openai-compat:http://127.0.0.1:59999/v1#m', { logprobs: true, extraBody: { repetition_penalty: 1.1 } });
     const comp = compat.buildRequest({ prompt: 'hi', maxTokens: 5, topK: 40, topP: 0.9 });
-    assert.equal(comp.url, 'http://127.0.0.1:9/v1/completions');
+    assert.equal(comp.url, 'http://127.0.0.1:59999/v1/completions');
     assert.deepEqual(comp.body, { model: 'm', prompt: 'hi', max_tokens: 5, logprobs: 1, top_p: 0.9, top_k: 40, repetition_penalty: 1.1 });
     const ch = compat.buildRequest({ messages: [{ role: 'user', content: 'hi' }], maxTokens: 2 }, true);
     assert.equal(ch.mode, 'chat');
     assert.deepEqual(ch.body.stream_options, { include_usage: true });
     assert.equal(typeof compat.loglikelihood, 'function');
     assert.throws(() => compat.buildRequest({ maxTokens: 1 } as CompletionRequest), /exactly one of prompt or messages/);
-    const forcedChat = createOpenAIProvider('openai-compat:http://127.0.0.1:9/v1#m', { mode: 'completions' });
+    const forcedChat = createOpenAIProvider('openai-compat:http://127.0.0.1:59999/v1#m', { mode: 'completions' });
     assert.throws(() => forcedChat.buildRequest({ messages: [{ role: 'user', content: 'x' }], maxTokens: 1 }), /completions mode needs a prompt/);
   });
 });
