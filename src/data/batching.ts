@@ -7,7 +7,7 @@
 // loss, a completion token). `valid[b, j]` is the attention mask (1 = real token).
 
 import { Rng, np, type Arr } from '../engine/index.js';
-import type { Batch, DataSource } from '../train/loop.js';
+import type { Batch, DataSource } from './source.js';
 
 export interface TokenizedExample {
   ids: number[];

@@ -6,6 +6,11 @@
 //   preference          {"prompt": "...", "chosen": "...", "rejected": "..."}  (reward model, DPO)
 //   prompt-only         {"prompt": "..."}                                       (PPO, GRPO, RLOO)
 //
+// Rows may also carry token ids under TRL's names for tokenized datasets (`prompt_input_ids`, and for
+// preference rows `chosen_input_ids`, `rejected_input_ids`): the trainers then use those ids as they are
+// and the text columns are only for people (they may be empty). This is how a run is reproduced exactly when
+// re-tokenizing the text would not give back the ids it was sampled as (the study's word-level model).
+//
 // Each of prompt/completion/chosen/rejected may instead be a list of messages (the "conversational"
 // variant); a row is either all-strings or all-messages. Conversations become text through the
 // model's chat template (tokenizer_config.json, rendered with @huggingface/jinja) or, when the
@@ -40,6 +45,21 @@ export interface PreferenceExample {
   rejected: Turns;
   /** Optional per-pair margin column (reward modelling; Llama 2 eq. 2). */
   margin?: number;
+  /** Token ids given by the row (`prompt_input_ids`, `chosen_input_ids`, `rejected_input_ids`): used as they are. */
+  ids?: { prompt: number[]; chosen: number[]; rejected: number[] };
+}
+
+/** TRL's column names for a tokenized preference row. */
+export const PREFERENCE_ID_FIELDS = ['prompt_input_ids', 'chosen_input_ids', 'rejected_input_ids'] as const;
+
+/** A column of token ids: a list of non-negative integers (non-empty unless `allowEmpty`). */
+export function checkIds(v: unknown, file: string, line: number, field: string, allowEmpty = false): number[] {
+  if (!Array.isArray(v)) throw new DataError(file, line, field, `must be a list of token ids, got ${typeName(v)}`);
+  if (v.length === 0 && !allowEmpty) throw new DataError(file, line, field, 'must not be an empty list');
+  v.forEach((x, i) => {
+    if (!Number.isInteger(x) || (x as number) < 0) throw new DataError(file, line, `${field}[${i}]`, `must be a non-negative integer token id, got ${typeName(x)}`);
+  });
+  return v as number[];
 }
 
 export interface PromptExample {
@@ -137,8 +157,13 @@ export function parseRow(
     case 'preference': {
       if (row.prompt === undefined)
         throw new DataError(file, line, 'prompt', 'is missing (rows with an implicit prompt inside chosen/rejected are not supported: split it into "prompt")');
-      const conv = checkTurns(row, ['prompt', 'chosen', 'rejected'], file, line, new Set(['prompt']));
+      const tokenized = PREFERENCE_ID_FIELDS.some((k) => row[k] !== undefined);
+      const conv = checkTurns(row, ['prompt', 'chosen', 'rejected'], file, line, new Set(tokenized ? ['prompt', 'chosen', 'rejected'] : ['prompt']));
       const ex: PreferenceExample = { line, prompt: row.prompt as Turns, chosen: row.chosen as Turns, rejected: row.rejected as Turns };
+      if (tokenized) {
+        const [p, c, r] = PREFERENCE_ID_FIELDS.map((k) => checkIds(row[k], file, line, k));
+        ex.ids = { prompt: p!, chosen: c!, rejected: r! };
+      }
       if (row.margin !== undefined) {
         if (typeof row.margin !== 'number' || !Number.isFinite(row.margin)) throw new DataError(file, line, 'margin', `must be a number, got ${typeName(row.margin)}`);
         ex.margin = row.margin;

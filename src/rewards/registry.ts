@@ -2,14 +2,21 @@
 // promptfoo-like ids: a name, optionally `name:argument`. A learned reward model is the other source
 // (`reward: { model: DIR }`, see train/run-data.ts loadRewardModel).
 
-import { textReward, type RewardFn } from './types.js';
+import { textReward, tokenReward, type RewardFn } from './types.js';
 import { vaderCompound } from './vader.js';
+import { detokenize } from '../data/sotu.js';
+import type { Tokenizer } from '../formats/tokenizer.js';
+
+/** What a reward function may need from the run: the policy's tokenizer (to read token ids as words). */
+export interface RewardContext {
+  tokenizer?: Tokenizer;
+}
 
 interface RewardSpec {
   /** One line for docs and error messages. */
   help: string;
   /** Builds the function from the text after the colon ('' when there is none). */
-  make: (arg: string) => RewardFn;
+  make: (arg: string, ctx: RewardContext) => RewardFn;
   needsArg: boolean;
 }
 
@@ -17,6 +24,14 @@ export const REWARD_FUNCTIONS: Record<string, RewardSpec> = {
   sentiment: {
     help: 'VADER compound sentiment of the completion text, in [-1, 1] (the study\'s gold reward)',
     make: () => textReward((t) => vaderCompound(t)),
+    needsArg: false,
+  },
+  'word-sentiment': {
+    help: 'VADER compound sentiment of the completion\'s tokens read as words and joined as the study joins them (no space before closing punctuation; special tokens dropped): the study\'s gold reward, for word-level tokenizers',
+    make: (_arg, { tokenizer }) => {
+      if (!tokenizer) throw new Error('reward function "word-sentiment" needs the policy\'s tokenizer');
+      return tokenReward((ids) => vaderCompound(detokenize(ids.filter((i) => !tokenizer.isSpecial(i) || tokenizer.tokenOf(i) === '<unk>').map((i) => tokenizer.tokenOf(i) ?? '<unk>'))));
+    },
     needsArg: false,
   },
   chars: {
@@ -38,7 +53,7 @@ export const REWARD_FUNCTIONS: Record<string, RewardSpec> = {
 };
 
 /** The reward function an id names; throws a message listing the known ids. */
-export function rewardFunction(id: string): RewardFn {
+export function rewardFunction(id: string, ctx: RewardContext = {}): RewardFn {
   const i = id.indexOf(':');
   const name = i < 0 ? id : id.slice(0, i);
   const arg = i < 0 ? '' : id.slice(i + 1);
@@ -47,5 +62,5 @@ export function rewardFunction(id: string): RewardFn {
   if (!spec) throw new Error(`unknown reward function "${id}" (known: ${known})`);
   if (spec.needsArg && arg === '') throw new Error(`reward function "${name}" needs an argument: ${spec.help}`);
   if (!spec.needsArg && arg !== '') throw new Error(`reward function "${name}" takes no argument (got "${arg}")`);
-  return spec.make(arg);
+  return spec.make(arg, ctx);
 }

@@ -97,7 +97,7 @@ const commonShape = {
   adam_beta2: z.number().min(0).lt(1).default(0.999).describe('TrainingArguments.adam_beta2 (0.999).'),
   adam_epsilon: z.number().positive().default(1e-8).describe('TrainingArguments.adam_epsilon (1e-8).'),
   max_grad_norm: z.number().min(0).nullable().default(1.0).describe('TrainingArguments.max_grad_norm (1.0); null or 0 = no clipping.'),
-  eval_steps: posInt.nullable().default(null).describe('Evaluate every N updates (and after the last); null = only after the last. Offline trainers only (online ones have no eval set yet).'),
+  eval_steps: posInt.nullable().default(null).describe('Evaluate every N updates (sft, rm, dpo: the eval set) or iterations (ppo, grpo, rloo: only the evaluate hook of train/run.ts, e.g. the study\'s held-out scoring; they have no eval set yet), and after the last; null = only after the last.'),
   save_steps: posInt.default(500).describe('TrainingArguments.save_steps (500): checkpoint every N steps as max_steps counts them (and after the last).'),
   save_total_limit: posInt.default(2).describe('Checkpoints kept (TrainingArguments.save_total_limit; ours defaults to 2, HF keeps all).'),
   max_length: posInt.default(1024).describe('Max tokens per sequence: TRL SFTConfig/DPOConfig/RewardConfig.max_length (1024).'),

@@ -19,38 +19,15 @@ import { finishRun, logMetrics, startRun, truncateMetrics, type RunStatus } from
 import { appendJsonl, writeJsonl, readJsonlSync } from '../formats/jsonl.js';
 import { adamw, addTrees, clipByGlobalNorm, scaleTree, type AdamWOptions, type Optimizer, type Tree } from './optim.js';
 import { makeSchedule, type ScheduleKind } from './schedule.js';
-import { latestCheckpoint, loadCheckpoint, pruneCheckpoints, saveCheckpoint } from './checkpoint.js';
+import { latestCheckpoint, loadCheckpoint, pruneCheckpoints, readTrainerState, saveCheckpoint } from './checkpoint.js';
 import { ProgressBar, formatNumber } from './progress.js';
+import type { Batch, DataSource, StepContext } from '../data/source.js';
 
 /** A loss over params and one micro-batch: a scalar loss and named scalar metrics (TRL names). */
 export type LossFn<P, B, F> = (params: P, batch: B, frozen: F) => readonly [Arr, Record<string, Arr>];
 
-export interface Batch<B> {
-  /** Device arrays (a pytree); the loop consumes them. */
-  batch: B;
-  /** Tokens this micro-batch carries (for tokens/s); 0 if not meaningful. */
-  tokens: number;
-}
-
-export interface StepContext<P> {
-  /** The update about to be made (1-based). */
-  step: number;
-  /** The loop's host RNG: checkpointed, so draws from it replay exactly after a resume. */
-  rng: Rng;
-  /** Current params, borrowed (do not consume). */
-  params: P;
-}
-
-/**
- * Where batches come from. It must be resumable: after `restore(s)` with `s` taken by `state()`,
- * `next` yields exactly what it would have yielded after that point. The loop calls `next`
- * `gradAccum` times per update. Sources that sample (rollouts) should draw randomness from `ctx.rng`.
- */
-export interface DataSource<B, P = Tree> {
-  next(ctx: StepContext<P>): Batch<B> | Promise<Batch<B>>;
-  state(): unknown;
-  restore(state: unknown): void;
-}
+// The data-source interfaces live with the data (data/source.ts); re-exported for the loop's users.
+export type { Batch, DataSource, StepContext } from '../data/source.js';
 
 export interface StepInfo<P> {
   step: number;
@@ -101,6 +78,10 @@ export interface TrainOptions<P, B, F = Record<string, never>> {
   config?: unknown;
   /** Abort to stop after the current step with a checkpoint (wire SIGINT to it). */
   signal?: AbortSignal;
+  /** How a step count reads in messages (online trainers count iterations of several updates). Default `step N`. */
+  stepLabel?: (step: number) => string;
+  /** Informational lines (resuming, stopping). Default: above the progress bar, on stderr. */
+  log?: (line: string) => void;
 }
 
 export interface TrainSummary {
@@ -109,6 +90,8 @@ export interface TrainSummary {
   status: RunStatus;
   /** Updates done in total (including those before a resume). */
   step: number;
+  /** `step` as people count it: "step 12", or for online trainers "iteration 12 (48 updates)". */
+  stepLabel: string;
   startStep: number;
   /** Tokens consumed in this session / in the whole run. */
   tokens: number;
@@ -318,9 +301,13 @@ export async function train<P, B, F = Record<string, never>>(o: TrainOptions<P, 
   let startStep = 0;
   let totalTokens = 0;
   let lastCheckpoint: string | null = null;
+  const label = o.stepLabel ?? ((n: number) => `step ${n}`);
   if (o.resume) {
     const ck = latestCheckpoint(runDir);
     if (!ck) throw new Error(`${runDir}: no checkpoint to resume from (looked in ${join(runDir, 'checkpoints')})`);
+    // A finished run has nothing to resume: refuse before anything (store row, metrics, params) is touched.
+    const at = readTrainerState(ck.dir).step;
+    if (at >= steps) throw new Error(`${runDir}: the run is already complete (${label(at)} of ${steps}); nothing to resume, its results are kept`);
     const loaded = loadCheckpoint(ck.dir, params, { m: params, v: params });
     free(params);
     params = loaded.params as P;
@@ -342,6 +329,9 @@ export async function train<P, B, F = Record<string, never>>(o: TrainOptions<P, 
 
   const trainStep = makeTrainStep<P, B, F>({ lossFn: o.lossFn, optimizer, maxGradNorm, gradAccum: A });
   const bar = new ProgressBar({ total: steps, start: startStep, enabled: o.progress ?? 'auto', label: o.kind ?? 'train' });
+  // Messages go above the progress bar, or to stderr when there is none (not a terminal).
+  const say = o.log ?? ((l: string) => (bar.enabled ? bar.log(l) : process.stderr.write(l + '\n')));
+  if (o.resume) say(`resuming from ${label(startStep)} (checkpoint ${lastCheckpoint})`);
   const t0 = performance.now();
   let tokens = 0;
   let step = startStep;
@@ -389,12 +379,15 @@ export async function train<P, B, F = Record<string, never>>(o: TrainOptions<P, 
       }
       const action = o.onStep ? await o.onStep({ step, loss: r.loss, gradNorm: r.gradNorm, lr, metrics: row, params, rng }) : undefined;
       if (o.onStep) assertAlive(params, 'onStep');
+      // Let signal handlers (SIGINT/SIGTERM → o.signal) and other callbacks run: the step above only awaits
+      // promises, which never return to the event loop, so without this a Ctrl-C waits for the whole run.
+      await yieldToEventLoop();
       // After the last update the run is complete whatever arrives now (its final checkpoint is written).
       const stop = step >= steps ? null : action === 'stop' ? 'stopped' : o.signal?.aborted ? 'interrupted' : null;
       if (stop) {
         if (!saved) await checkpoint();
         status = stop;
-        bar.log(`${stop} at step ${step}; checkpoint ${lastCheckpoint}`);
+        say(`${stop} at ${label(step)}; checkpoint ${lastCheckpoint}`);
         break;
       }
     }
@@ -425,6 +418,7 @@ export async function train<P, B, F = Record<string, never>>(o: TrainOptions<P, 
       runDir,
       status,
       step,
+      stepLabel: label(step),
       startStep,
       tokens,
       totalTokens,
@@ -437,6 +431,9 @@ export async function train<P, B, F = Record<string, never>>(o: TrainOptions<P, 
     },
   };
 }
+
+/** One trip through the event loop's macrotask queue (where signal handlers and timers run). */
+export const yieldToEventLoop = () => new Promise<void>((r) => setImmediate(r));
 
 /** A callback that consumed the borrowed params would make the next step fail obscurely: say who. */
 function assertAlive(params: unknown, who: string): void {
@@ -482,7 +479,7 @@ export function lossEvaluator<P, B, F>(
 /** One-line human summary of a run (for CLIs). */
 export function describeSummary(s: TrainSummary): string {
   const m = s.finalMetrics;
-  const parts = [`${s.runId}: ${s.status} at step ${s.step}`];
+  const parts = [`${s.runId}: ${s.status} at ${s.stepLabel ?? `step ${s.step}`}`];
   if (m.loss !== undefined) parts.push(`loss ${formatNumber(m.loss)}`);
   if (m.eval_loss !== undefined) parts.push(`eval_loss ${formatNumber(m.eval_loss)}`);
   parts.push(`${formatNumber(s.tokensPerSec)} tok/s`, `${formatNumber(s.wallSeconds)} s`, `peak RSS ${Math.round(s.peakRssMB)} MB`);

@@ -8,7 +8,9 @@
 //   - a completion (SFT completion, chosen, rejected) is encoded without special tokens and gets EOS
 //     appended when it does not already end with it, so the model learns to stop;
 //   - prompt and completion are encoded separately and concatenated, so the completion starts at a
-//     token boundary and completion-only masks are exact.
+//     token boundary and completion-only masks are exact;
+//   - rows that carry token ids (TRL's `prompt_input_ids`, `chosen_input_ids`, `rejected_input_ids`) are not
+//     tokenized again: their ids are used as they are (still cut to the configured lengths).
 
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -23,7 +25,7 @@ import type { ScalarModel } from '../model/heads.js';
 import { RewardModel, saveRewardModel } from '../rewards/model.js';
 import { DataError } from '../formats/jsonl.js';
 import {
-  loadDataset, preferenceText, promptText, sftText, trainEvalSplit,
+  checkIds, loadDataset, preferenceText, promptText, sftText, trainEvalSplit,
   type ChatTemplate, type Dataset, type PreferenceExample, type PromptExample, type SftExample,
 } from '../data/trl.js';
 import type { PairExample, TokenizedExample } from '../data/batching.js';
@@ -191,6 +193,7 @@ export function completionOnlyFor(c: TrainConfig<'sft'>, ds: Dataset<SftExample>
  */
 export function tokenizePairs(ds: Dataset<PreferenceExample>, enc: Encoder, o: { maxLength: number; maxPromptLength: number }): PairExample[] {
   return ds.rows.map((ex) => {
+    if (ex.ids) return cutPair(ex.ids, enc.tokenizer.vocabSize, ds.file, ex.line, o);
     const t = preferenceText(ex, enc.template, ds.file);
     let prompt = encodePrompt(enc, t.prompt, ds.conversational);
     if (prompt.length > o.maxPromptLength) prompt = prompt.slice(prompt.length - o.maxPromptLength);
@@ -210,10 +213,23 @@ export function tokenizePairs(ds: Dataset<PreferenceExample>, enc: Encoder, o: {
   });
 }
 
+/** A tokenized pair cut as `tokenizePairs` cuts one it tokenized (prompt keeps its end, completions their start). */
+function cutPair(ids: { prompt: number[]; chosen: number[]; rejected: number[] }, vocab: number, file: string, line: number, o: { maxLength: number; maxPromptLength: number }): PairExample {
+  for (const k of ['prompt', 'chosen', 'rejected'] as const) {
+    const bad = ids[k].findIndex((t) => t >= vocab);
+    if (bad >= 0) throw new DataError(file, line, `${k}_input_ids[${bad}]`, `is ${ids[k][bad]}, outside the tokenizer's vocabulary (0…${vocab - 1})`);
+  }
+  const prompt = ids.prompt.length > o.maxPromptLength ? ids.prompt.slice(ids.prompt.length - o.maxPromptLength) : ids.prompt;
+  const room = o.maxLength - prompt.length;
+  if (room < 1) throw new DataError(file, line, 'prompt_input_ids', `leaves no room for a completion within max_length ${o.maxLength} (prompt has ${prompt.length} tokens; lower max_prompt_length)`);
+  return { prompt, chosen: ids.chosen.slice(0, room), rejected: ids.rejected.slice(0, room) };
+}
+
 /** Prompts of a prompt-only (or richer) dataset as token ids, keeping the last `maxPromptLength` tokens. */
 export function tokenizePrompts(ds: Dataset<PromptExample>, enc: Encoder, o: { maxPromptLength: number }): number[][] {
   return ds.rows.map((ex) => {
-    let ids = encodePrompt(enc, promptText(ex.prompt, enc.template), ds.conversational);
+    const given = ex.extra.prompt_input_ids;
+    let ids = given !== undefined ? checkIds(given, ds.file, ex.line, 'prompt_input_ids') : encodePrompt(enc, promptText(ex.prompt, enc.template), ds.conversational);
     if (ids.length > o.maxPromptLength) ids = ids.slice(ids.length - o.maxPromptLength);
     if (ids.length === 0) {
       const start = enc.tokenizer.bosId ?? enc.eosId;

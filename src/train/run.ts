@@ -1,13 +1,16 @@
-// One training run from a resolved config: the body of `alignlab train` (src/cli/train.ts parses flags
-// and signals; the study runner can call this directly).
+// `run(config, options)`: THE entry for one training run, from a resolved config. `alignlab train` calls it
+// (src/cli/train.ts parses flags and wires signals), and so does the study (src/study/runner.ts), whose every
+// run is a config file it writes beside its results: `alignlab train <algo> --config that.yaml` re-runs it.
 //
 //   config → run dir (config.resolved.json) → model + tokenizer → TRL dataset → token ids
 //          → trainer (trainers/offline.ts, ppo.ts, grpo.ts) → <run dir>/final (HF directory) + summary.json
 //
 // A run that stops early (SIGINT, --stop-after) leaves its checkpoint and no `final/`; `resume: true`
-// continues from the latest checkpoint with the same config and reaches the same final state.
+// continues from the latest checkpoint with the same config and reaches the same final state. Resuming a
+// completed run is refused (its results stay as they are). A run that fails (bad data, a diverging loss, an
+// evaluation hook that throws) is recorded as failed in the store, with the error.
 
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { currentDevice, free, initEngine, keep, np } from '../engine/index.js';
 import { toDevice } from '../model/weights.js';
@@ -20,6 +23,9 @@ import { DEFAULT_CHAT_TEMPLATE } from '../data/trl.js';
 import { latestCheckpoint } from './checkpoint.js';
 import { loopOptions, resolveSteps, saveResolved, type TrainConfig } from './config.js';
 import type { TrainSummary } from './loop.js';
+import type { OnlineSummary } from './trainers/online.js';
+import { openStore, type DB } from '../store/db.js';
+import { finishRun, getRun, startRun } from '../store/runs.js';
 import { trainDpo, trainRewardModel, trainSft, type LoopOptions } from './trainers/offline.js';
 import {
   chatTemplateFor, completionOnlyFor, loadRewardModel, loadSplit, loadTrainModel, padIdOf, savePolicy, saveRewardModelDir,
@@ -40,13 +46,24 @@ export interface RunOptions {
   progress?: boolean | 'auto';
   /** Where informational lines go (stderr by default, so stdout stays the summary). */
   log?: (line: string) => void;
+  /** SQLite store for the run's row and metrics: a handle, a path, or false (default: $ALIGNLAB_DB). */
+  store?: DB | string | false;
+  /**
+   * Evaluate the policy at the config's eval points (every `eval_steps` steps or iterations, and after the last):
+   * params are borrowed (do not consume them); the returned numbers are logged with an `eval_` prefix. The study
+   * scores its held-out prompts here. Not for `rm` (its model is not a policy).
+   */
+  evaluate?: (policy: Params, step: number) => Promise<Record<string, number>>;
+  /** Write <run dir>/final when the run completes (default true). */
+  saveFinal?: boolean;
 }
 
 /** The data encoder plus `start`, which brings up the engine once the host-side checks have passed. */
 type Encoder = DataEncoder & { start: () => Promise<void> };
 
 export interface RunResult {
-  summary: TrainSummary;
+  /** The loop's summary; online trainers (ppo, grpo, rloo) add iterations and phase times (OnlineSummary). */
+  summary: TrainSummary | OnlineSummary;
   /** <run dir>/final when the run completed, else null. */
   finalDir: string | null;
   /** What `final/` holds: a policy, or a reward model. */
@@ -58,14 +75,53 @@ function configError(c: TrainConfig, msg: string): Error {
   return new Error(`${c.source}: ${msg}`);
 }
 
-export async function runTraining(c: TrainConfig, o: RunOptions = {}): Promise<RunResult> {
-  const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
+/** The status a run's summary.json records, or null when there is none (readable) yet. */
+export function recordedStatus(runDir: string): string | null {
+  try {
+    return (JSON.parse(readFileSync(join(runDir, 'summary.json'), 'utf-8')) as { status?: string }).status ?? null;
+  } catch {
+    return null;
+  }
+}
+
+export async function run(c: TrainConfig, o: RunOptions = {}): Promise<RunResult> {
   const runDir = c.output_dir;
-  // Refuse before touching the directory: a fresh run must not overwrite another run's config.
+  // Refuse before touching the directory: a fresh run must not overwrite another run's config, and a
+  // completed run has nothing to resume (resuming it would rewrite its summary and its row in the store).
   if (!o.resume && latestCheckpoint(runDir))
     throw new Error(`${runDir} already holds checkpoints of a run: resume it with --resume ${runDir}, or choose another output_dir (--out)`);
   if (o.resume && !latestCheckpoint(runDir)) throw new Error(`${runDir}: no checkpoint to resume from (looked in ${join(runDir, 'checkpoints')})`);
+  if (o.resume && recordedStatus(runDir) === 'completed')
+    throw new Error(`${runDir}: this run already completed (see its summary.json); there is nothing to resume and its results are kept`);
   saveResolved(runDir, c);
+  const db = o.store === false ? null : typeof o.store === 'string' || o.store === undefined ? openStore(o.store) : o.store;
+  try {
+    return await runResolved(c, { ...o, store: db ?? false });
+  } catch (e) {
+    if (db) recordFailure(db, c, (e as Error).message);
+    throw e;
+  }
+}
+
+/** @deprecated the old name of `run`. */
+export const runTraining = run;
+
+/**
+ * Mark the run failed in the store, creating its row when the failure came before the loop started (bad data,
+ * a missing model). A row the loop already closed as failed is left as it is; one from an earlier session
+ * (a resumed run) keeps its last metrics.
+ */
+function recordFailure(db: DB, c: TrainConfig, error: string): void {
+  const row = getRun(db, c.run_name);
+  if (row?.status === 'failed' || row?.status === 'completed') return;
+  if (!row) startRun(db, { id: c.run_name, kind: c.algorithm, dir: c.output_dir, config: c });
+  else startRun(db, { id: c.run_name, kind: row.kind, dir: row.dir ?? c.output_dir, config: row.config });
+  finishRun(db, c.run_name, 'failed', row?.finalMetrics ?? null, error);
+}
+
+async function runResolved(c: TrainConfig, o: RunOptions): Promise<RunResult> {
+  const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
+  const runDir = c.output_dir;
 
   // Host-side work first (model files, tokenizer, data): a bad file fails before the engine starts.
   const model = await loadTrainModel(c);
@@ -114,6 +170,8 @@ function offlineLoop<P>(c: TrainConfig, steps: number, T: number, padId: number,
     resume: o.resume,
     signal: o.signal,
     progress: o.progress ?? 'auto',
+    ...(o.store !== undefined ? { store: o.store } : {}),
+    ...(o.log ? { log: o.log } : {}),
     onStep: stopAfter !== undefined ? ({ step }) => (step >= stopAfter && step < steps ? 'stop' : undefined) : undefined,
   };
 }
@@ -138,8 +196,8 @@ const completed = (s: TrainSummary) => s.status === 'completed';
 
 /** The chat template to store with the trained model: the one the data was rendered with, if the tokenizer lacked it. */
 /** Save the trained policy as an HF dir at the run's final/ when the run completed; returns that dir (or null). */
-async function saveFinalPolicy(c: TrainConfig, m: TrainModel, enc: Encoder, conversational: boolean, summary: TrainSummary, params: Params): Promise<string | null> {
-  if (!completed(summary)) return null;
+async function saveFinalPolicy(c: TrainConfig, m: TrainModel, enc: Encoder, conversational: boolean, summary: TrainSummary, params: Params, o: RunOptions): Promise<string | null> {
+  if (!completed(summary) || o.saveFinal === false) return null;
   const dir = finalDirOf(c);
   await savePolicy(dir, { ...m, params, chatTemplate: templateToSave(m, enc, conversational) });
   return dir;
@@ -177,11 +235,12 @@ async function runSft(c: TrainConfig<'sft'>, m: TrainModel, enc: Encoder, o: Run
   const params = toDevice(m.params) as Params;
   const { params: out, summary } = await trainSft({
     ...offlineLoop<Params>(c, steps, T, padIdOf(m.cfg, m.tokenizer), o),
+    extraEval: o.evaluate,
     cfg: m.cfg, params, train, eval: evalRows, completionOnly,
   });
   let finalDir: string | null = null;
   try {
-    finalDir = await saveFinalPolicy(c, m, enc, ds.train.conversational, summary, out);
+    finalDir = await saveFinalPolicy(c, m, enc, ds.train.conversational, summary, out, o);
   } finally {
     free(out);
   }
@@ -213,7 +272,7 @@ async function runRm(c: TrainConfig<'rm'>, m: TrainModel, enc: Encoder, o: RunOp
   });
   let finalDir: string | null = null;
   try {
-    if (completed(summary)) {
+    if (completed(summary) && o.saveFinal !== false) {
       finalDir = finalDirOf(c);
       await saveRewardModelDir(finalDir, { cfg: m.cfg, model: out, tokenizer: m.tokenizer });
     }
@@ -252,12 +311,13 @@ async function runDpo(c: TrainConfig<'dpo'>, m: TrainModel, enc: Encoder, o: Run
   try {
     const r = await trainDpo({
       ...offlineLoop<Params>(c, steps, T, padIdOf(m.cfg, m.tokenizer), o),
+      extraEval: o.evaluate,
       cfg: m.cfg, params, ref, train, eval: evalRows,
       lossType: d.loss_type, beta: d.beta, labelSmoothing: d.label_smoothing, gamma: d.simpo_gamma,
     });
     summary = r.summary;
     try {
-      finalDir = await saveFinalPolicy(c, m, enc, ds.train.conversational, summary, r.params);
+      finalDir = await saveFinalPolicy(c, m, enc, ds.train.conversational, summary, r.params, o);
     } finally {
       free(r.params);
     }
@@ -281,10 +341,10 @@ async function onlinePrompts(c: TrainConfig<'ppo' | 'grpo' | 'rloo'>, m: TrainMo
 }
 
 /** The reward source of an online config: a built-in function (checked before the engine starts) or a reward model dir. */
-function onlineRewardFunction(c: TrainConfig<'ppo' | 'grpo' | 'rloo'>): RewardFn | undefined {
+function onlineRewardFunction(c: TrainConfig<'ppo' | 'grpo' | 'rloo'>, m: TrainModel): RewardFn | undefined {
   const r = (c as unknown as Record<string, { reward: { function: string | null } }>)[c.algorithm]!.reward;
   try {
-    return r.function ? rewardFunction(r.function) : undefined;
+    return r.function ? rewardFunction(r.function, { tokenizer: m.tokenizer }) : undefined;
   } catch (e) {
     throw configError(c, `field "${c.algorithm}.reward.function": ${(e as Error).message}`);
   }
@@ -312,6 +372,11 @@ function onlineRunOptions(c: TrainConfig<'ppo' | 'grpo' | 'rloo'>, m: TrainModel
     resume: o.resume,
     progress: o.progress ?? 'auto',
     signal: o.signal,
+    ...(o.store !== undefined ? { store: o.store } : {}),
+    ...(o.log ? { log: o.log } : {}),
+    // eval_steps counts iterations here; the hook sees the policy after each evaluated iteration.
+    evalEvery: c.eval_steps ?? 0,
+    evalFn: o.evaluate ? (policy: Params, iteration: number) => o.evaluate!(policy, iteration) : undefined,
     onIteration: stopAfter !== undefined ? ({ iteration }: { iteration: number }) => (iteration >= stopAfter && iteration < iterations ? ('stop' as const) : undefined) : undefined,
   };
 }
@@ -325,7 +390,7 @@ async function runPpo(c: TrainConfig<'ppo'>, m: TrainModel, enc: Encoder, o: Run
   if (prompts.length < B) throw configError(c, `${c.data.train} has ${prompts.length} prompts, fewer than one rollout of ${B} (per_device_train_batch_size × gradient_accumulation_steps × ppo.num_mini_batches)`);
   const iterations = c.max_steps ?? Math.max(1, Math.ceil((c.num_train_epochs * prompts.length) / B));
   const updatesPerIteration = p.num_ppo_epochs * p.num_mini_batches;
-  const reward = onlineRewardFunction(c);
+  const reward = onlineRewardFunction(c, m);
   await enc.start();
   const rm = p.reward.model ? await loadRewardModel(p.reward.model, { device: currentDevice() }) : null;
   log(`ppo: ${prompts.length} prompts, ${B} completions of ≤${p.response_length} tokens per iteration, ${iterations} iterations × ${updatesPerIteration} updates; reward ${p.reward.model ?? p.reward.function}`);
@@ -359,7 +424,7 @@ async function runPpo(c: TrainConfig<'ppo'>, m: TrainModel, enc: Encoder, o: Run
     });
     summary = r.summary;
     try {
-      finalDir = await saveFinalPolicy(c, m, enc, ds.train.conversational, summary, r.policy);
+      finalDir = await saveFinalPolicy(c, m, enc, ds.train.conversational, summary, r.policy, o);
     } finally {
       free([r.policy, r.value.trunk, r.value.head]);
     }
@@ -386,7 +451,7 @@ async function runGroup(c: TrainConfig<'grpo' | 'rloo'>, m: TrainModel, enc: Enc
   if (prompts.length < promptsPerIteration) throw configError(c, `${c.data.train} has ${prompts.length} prompts, fewer than the ${promptsPerIteration} of one rollout`);
   const iterations = c.max_steps ?? Math.max(1, Math.ceil((c.num_train_epochs * prompts.length) / promptsPerIteration));
   const updatesPerIteration = g.num_iterations;
-  let reward = onlineRewardFunction(c);
+  let reward = onlineRewardFunction(c, m);
   await enc.start();
   const rmDir = (g.reward as { model: string | null }).model;
   const rm = rmDir ? await loadRewardModel(rmDir, { device: currentDevice() }) : null;
@@ -416,7 +481,7 @@ async function runGroup(c: TrainConfig<'grpo' | 'rloo'>, m: TrainModel, enc: Enc
     }
     summary = r.summary;
     try {
-      finalDir = await saveFinalPolicy(c, m, enc, ds.train.conversational, summary, r.policy);
+      finalDir = await saveFinalPolicy(c, m, enc, ds.train.conversational, summary, r.policy, o);
     } finally {
       free(r.policy);
     }

@@ -20,6 +20,8 @@ import { DEFAULT_CHAT_TEMPLATE } from '../../src/data/trl.js';
 import { chatTemplateFor, loadRewardModel, loadSplit, loadTrainModel, tokenizePairs, tokenizePrompts, tokenizeSft } from '../../src/train/run-data.js';
 import { withReference } from '../../src/cli/train-docs.js';
 import { resolveConfig } from '../../src/train/config.js';
+import { openStore } from '../../src/store/db.js';
+import { getRun } from '../../src/store/runs.js';
 import type { PreferenceExample, PromptExample, SftExample } from '../../src/data/trl.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -49,6 +51,8 @@ function train(args: string[], onStderr?: (text: string, pid: number) => void): 
 }
 
 const ok = (r: Ran) => assert.equal(r.code, 0, `exit ${r.code}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`);
+/** The run's row in the store the child processes write to. */
+const storedRun = (id: string) => getRun(openStore(env.ALIGNLAB_DB), id);
 
 // ---- fixtures ----------------------------------------------------------------------------------
 
@@ -150,7 +154,7 @@ test('dpo end to end, --stop-after + --resume and SIGINT + --resume reproduce th
 
   // SIGINT: finishes the step it is in, writes a checkpoint, exits non-zero with a resume hint.
   assert.ok(sent);
-  assert.equal(k1.code, 1, k1.stderr);
+  assert.equal(k1.code, 130, k1.stderr);
   const m = /interrupted at step (\d+); checkpoint .*; continue with: alignlab train dpo --resume (\S+)/.exec(k1.stderr);
   assert.ok(m, k1.stderr);
   const at = Number(m[1]);
@@ -162,6 +166,8 @@ test('dpo end to end, --stop-after + --resume and SIGINT + --resume reproduce th
   const [s2, k2] = await Promise.all([train(['dpo', '--resume', stopped]), train(['dpo', '--resume', m[2]!])]);
   ok(s2);
   ok(k2);
+  assert.match(s2.stderr, /resuming from step 5 \(checkpoint /);
+  assert.match(k2.stderr, new RegExp(`resuming from step ${at} \\(checkpoint `));
   assert.deepEqual(readMetrics(stopped), rows);
   assert.ok(weights(stopped).equals(weights(full)), 'same final weights after --stop-after + resume');
   assert.deepEqual(readMetrics(killed), rows);
@@ -172,6 +178,55 @@ test('dpo end to end, --stop-after + --resume and SIGINT + --resume reproduce th
   assert.equal(again.code, 1);
   assert.match(again.stderr, /already holds checkpoints of a run: resume it with --resume/);
   assert.deepEqual(readMetrics(full), rows);
+
+  // --resume on a completed run is refused with one line and changes nothing: summary, metrics, store row, model.
+  const summary = readFileSync(join(full, 'summary.json'), 'utf-8'), row = storedRun('dpo-full');
+  assert.equal(row?.status, 'completed');
+  const done = await train(['dpo', '--resume', full]);
+  assert.equal(done.code, 1, done.stderr);
+  assert.match(done.stderr, /dpo-full: this run already completed .*nothing to resume and its results are kept/);
+  assert.equal(done.stderr.trim().split('\n').length, 1, done.stderr);
+  assert.equal(readFileSync(join(full, 'summary.json'), 'utf-8'), summary);
+  assert.deepEqual(readMetrics(full), rows);
+  assert.deepEqual(storedRun('dpo-full'), row);
+  assert.ok(weights(full).equals(readFileSync(join(full, 'final', 'model.safetensors'))));
+});
+
+test('SIGINT during a long dpo run: stops within a step of the signal, checkpoints, is recorded as interrupted', async () => {
+  const out = join(tmp, 'dpo-long');
+  const cfg = config('dpo-long.yaml', { data: { train: 'prefs.jsonl', eval_fraction: 0 }, max_steps: 5000, save_steps: 100000, dpo: { beta: 0.1 } });
+  const metricsFile = join(out, 'metrics.jsonl');
+  const lines = () => (existsSync(metricsFile) ? readFileSync(metricsFile, 'utf-8').trim().split('\n').filter(Boolean).length : 0);
+  let atSignal = -1;
+  const r = await new Promise<Ran>((done, fail) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/entry.ts', 'train', 'dpo', '--config', cfg, '--out', out], { cwd: ROOT, env });
+    let stdout = '', stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    // Wait for the first step's metrics line, then interrupt.
+    const poll = setInterval(() => {
+      if (lines() >= 1) {
+        clearInterval(poll);
+        atSignal = lines();
+        child.kill('SIGINT');
+      }
+    }, 20);
+    child.on('error', fail);
+    child.on('close', (code) => {
+      clearInterval(poll);
+      done({ code, stdout, stderr });
+    });
+  });
+  assert.ok(atSignal >= 1, r.stderr);
+  assert.equal(r.code, 130, `exit ${r.code}\n${r.stderr}`);
+  const ck = latestCheckpoint(out);
+  assert.ok(ck, 'a checkpoint on disk');
+  // The signal lands during some step after `atSignal` lines were seen; the loop finishes that step and stops.
+  assert.ok(ck.step >= atSignal && ck.step <= atSignal + 2, `signal after ${atSignal} steps, checkpoint at step ${ck.step}`);
+  assert.equal(lines(), ck.step);
+  assert.match(r.stderr, new RegExp(`interrupted at step ${ck.step}; checkpoint `));
+  assert.equal(storedRun('dpo-long')?.status, 'interrupted');
+  assert.equal(existsSync(join(out, 'final')), false);
 });
 
 // ---- bad input ---------------------------------------------------------------------------------
@@ -187,7 +242,7 @@ test('bad data and configs: file:line and field, exit 1, no stack trace', async 
     [['dpo', '--config', config('bf.yaml', { data: { train: 'bad-field.jsonl' } }), '--out', join(tmp, 'bf')], /bad-field\.jsonl:3: field "chosen" must be a string, got number 5/],
     [['rm', '--config', config('bj.yaml', { data: { train: 'bad-json.jsonl' } }), '--out', join(tmp, 'bj')], /bad-json\.jsonl:2: is not valid JSON/],
     [['dpo', '--config', badYaml], /bad-beta\.yaml:6: field "dpo\.beta": .*expected number, received string/],
-    [['ppo', '--config', config('rf.yaml', { data: { train: 'prefs.jsonl' }, ppo: { reward: { function: 'nope' } } }), '--out', join(tmp, 'rf')], /rf\.yaml: field "ppo\.reward\.function": unknown reward function "nope" \(known: sentiment, chars:…, contains:…\)/],
+    [['ppo', '--config', config('rf.yaml', { data: { train: 'prefs.jsonl' }, ppo: { reward: { function: 'nope' } } }), '--out', join(tmp, 'rf')], /rf\.yaml: field "ppo\.reward\.function": unknown reward function "nope" \(known: sentiment, word-sentiment, chars:…, contains:…\)/],
     [['grpo', '--config', grpoCfg, '--out', join(tmp, 'grpo')], /grpo-bad\.yaml: per_device_train_batch_size × gradient_accumulation_steps = 6 completions per rollout must be a multiple of grpo\.num_generations \(4\)/],
   ];
   const got = await Promise.all(cases.map(([args]) => train(args)));
@@ -196,6 +251,12 @@ test('bad data and configs: file:line and field, exit 1, no stack trace', async 
     assert.match(r.stderr, cases[i]![1]);
     assert.doesNotMatch(r.stderr, /\n\s+at /, `case ${i}: no stack trace:\n${r.stderr}`);
   });
+  // A run that failed on its data is in the store as failed, with the message the user saw.
+  for (const [id, why] of [['bf', /bad-field\.jsonl:3: field "chosen"/], ['bj', /bad-json\.jsonl:2: is not valid JSON/], ['grpo', /must be a multiple of grpo\.num_generations/]] as const) {
+    const row = storedRun(id);
+    assert.equal(row?.status, 'failed', `${id}: ${JSON.stringify(row)}`);
+    assert.match(row!.error ?? '', why);
+  }
 });
 
 // ---- reward model, then PPO with it ------------------------------------------------------------
@@ -232,15 +293,16 @@ test('rm saves a reward model that loads back and reproduces its eval metrics; p
   const ppoOut = join(tmp, 'run-ppo'), grpoOut = join(tmp, 'run-grpo');
   const online = { data: { train: 'prompts.jsonl' }, max_steps: 2, per_device_train_batch_size: 4 };
   const [p, g] = await Promise.all([
-    train(['ppo', '--config', config('ppo.yaml', { ...online, ppo: { reward: { model: 'run-rm/final' }, response_length: 4, num_ppo_epochs: 1 } }), '--out', ppoOut]),
+    train(['ppo', '--config', config('ppo.yaml', { ...online, ppo: { reward: { model: 'run-rm/final' }, response_length: 4, num_ppo_epochs: 2 } }), '--out', ppoOut]),
     train(['grpo', '--config', config('grpo.yaml', { ...online, grpo: { reward: { model: 'run-rm/final' }, max_completion_length: 4, num_generations: 2 } }), '--out', grpoOut]),
   ]);
   ok(p);
   ok(g);
   const pm = readMetrics(ppoOut);
-  assert.equal(pm.length, 2);
+  assert.equal(pm.length, 4, 'max_steps: 2 iterations × 2 PPO epochs = 4 updates');
+  assert.match(p.stdout, /run-ppo: completed at iteration 2 \(4 updates\)/);
   for (const k of ['objective/kl', 'objective/scores', 'objective/rlhf_reward', 'policy/clipfrac_avg', 'loss/policy_avg', 'loss/value_avg'])
-    assert.ok(Number.isFinite(pm[1]![k]), `metric ${k} missing: ${Object.keys(pm[1]!).join(', ')}`);
+    assert.ok(Number.isFinite(pm[3]![k]), `metric ${k} missing: ${Object.keys(pm[3]!).join(', ')}`);
   const gm = readMetrics(grpoOut);
   assert.equal(gm.length, 2);
   assert.ok(Number.isFinite(gm[1]!['objective/scores']), Object.keys(gm[1]!).join(', '));

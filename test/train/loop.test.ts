@@ -283,3 +283,49 @@ test('stop from onStep and abort both checkpoint and record their status; bad re
   );
   assert.ok(existsSync(dbPath));
 });
+
+test('an abort from a timer or signal handler stops the run within a step (the loop yields to the event loop)', async () => {
+  const items = dataset(32, 43);
+  const dir = tmp(), dbPath = join(dir, 'db');
+  const ac = new AbortController();
+  let firedAfter = -1, lastStep = 0;
+  // A signal handler runs as a macrotask, like this timer: it can fire only when the loop returns to the event loop.
+  const r = await train<Params, MB>({
+    ...base(dir, dbPath),
+    params: initParams(7),
+    data: new NoisySource(items, 8, 1),
+    steps: 200,
+    signal: ac.signal,
+    onStep: (i) => {
+      lastStep = i.step;
+      if (i.step === 2)
+        setTimeout(() => {
+          firedAfter = lastStep;
+          ac.abort();
+        }, 0);
+    },
+  });
+  assert.ok(firedAfter >= 2 && firedAfter < 200, `the timer fired after step ${firedAfter}`);
+  assert.equal(r.summary.status, 'interrupted');
+  assert.equal(r.summary.step, firedAfter, 'stopped right after the step during which the abort arrived');
+  assert.equal(listCheckpoints(join(dir, 'run')).at(-1)!.step, r.summary.step);
+  assert.equal(getRun(openStore(dbPath), 'run')!.status, 'interrupted');
+  tree.dispose(r.params as never);
+});
+
+test('resuming a completed run is refused and changes nothing (metrics, store row, checkpoints)', async () => {
+  const items = dataset(32, 44);
+  const dir = tmp(), dbPath = join(dir, 'db');
+  const done = await train<Params, MB>({ ...base(dir, dbPath), params: initParams(7), data: new NoisySource(items, 8, 1), steps: 4 });
+  assert.equal(done.summary.status, 'completed');
+  tree.dispose(done.params as never);
+  const metrics = readFileSync(join(dir, 'run', 'metrics.jsonl'), 'utf-8');
+  const row = getRun(openStore(dbPath), 'run')!;
+  await assert.rejects(
+    train<Params, MB>({ ...base(dir, dbPath), params: initParams(7), data: new NoisySource(items, 8, 1), steps: 4, resume: true }),
+    /already complete \(step 4 of 4\); nothing to resume/,
+  );
+  assert.equal(readFileSync(join(dir, 'run', 'metrics.jsonl'), 'utf-8'), metrics);
+  assert.deepEqual(getRun(openStore(dbPath), 'run'), row);
+  assert.deepEqual(listCheckpoints(join(dir, 'run')).map((c) => c.step), [4]);
+});

@@ -48,6 +48,14 @@ export const GROUP_DEFAULTS = {
   logKl: true,
 };
 
+/**
+ * The parameter trees a GRPO/RLOO run holds: the policy and the reference (`trainGroup` keeps one even at β = 0,
+ * to log `objective/kl`), no value model, and a reward model when the reward is learned.
+ */
+export function groupResidentModels(o: { rewardModel: boolean }): string[] {
+  return ['policy', 'reference', ...(o.rewardModel ? ['reward model'] : [])];
+}
+
 export const GRPO_TRAINER_DEFAULTS = { ...GROUP_DEFAULTS, ...GRPO_DEFAULTS, /** TRL `num_generations` (8). */ numGenerations: 8 };
 export const RLOO_TRAINER_DEFAULTS = { ...GROUP_DEFAULTS, ...RLOO_DEFAULTS, /** TRL RLOO `num_generations` (2). */ numGenerations: 2 };
 

@@ -136,6 +136,15 @@ export async function trainRewardModel(o: RewardModelOptions): Promise<{ params:
 
 export type PreferenceLoss = DpoLossType | 'simpo';
 
+/**
+ * The parameter trees a DPO-family run holds: the policy, and the frozen reference unless the loss is
+ * reference-free (SimPO). The reference's log-probs are precomputed, but `trainDpo` borrows it for the whole run
+ * (run.ts frees it at the end), so it counts as resident.
+ */
+export function dpoResidentModels(lossType: PreferenceLoss): string[] {
+  return lossType === 'simpo' ? ['policy'] : ['policy', 'reference'];
+}
+
 export interface DpoTrainOptions extends LoopOptions<Params> {
   cfg: ModelConfig;
   params: Params; // consumed

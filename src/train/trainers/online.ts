@@ -547,6 +547,8 @@ export interface OnlineOptions {
   config?: unknown;
   progress?: boolean | 'auto';
   signal?: AbortSignal;
+  /** Informational lines (resuming, stopping); default: above the progress bar on stderr. */
+  log?: (line: string) => void;
   /** Called after each iteration's last update with its logged metrics; return 'stop' to end the run (with a checkpoint). */
   onIteration?: (info: { iteration: number; update: number; metrics: Record<string, number>; policy: Params }) => void | 'stop' | Promise<void | 'stop'>;
   /** Rows per scoring forward pass (TRL `local_rollout_forward_batch_size`). Default 16. */
@@ -572,7 +574,17 @@ export interface OnlineTally {
 
 export const newTally = (): OnlineTally => ({ rollouts: 0, completions: 0, generatedTokens: 0, forwardTokens: 0 });
 
+/** An update count as iterations: "iteration 12 (48 updates)", mid-iteration "iteration 3 + 1 of 4 updates (13 updates)". */
+export function iterationLabel(updates: number, perIteration: number): string {
+  const it = Math.floor(updates / perIteration), rest = updates % perIteration;
+  if (perIteration === 1) return `iteration ${it}`;
+  return `iteration ${it}${rest ? ` + ${rest} of ${perIteration} updates` : ''} (${updates} updates)`;
+}
+
 export interface OnlineSummary extends TrainSummary {
+  /** Iterations (rollouts and their updates) done in total; `step` counts updates. */
+  iteration: number;
+  updatesPerIteration: number;
   /** Rollouts collected in this session. */
   iterations: number;
   /** Completions sampled in this session (TRL's `episode` metric counts them over the whole run). */
@@ -637,6 +649,8 @@ export async function runOnline<P>(o: {
     config: opts.config,
     progress: opts.progress,
     signal: opts.signal,
+    log: opts.log,
+    stepLabel: (n) => iterationLabel(n, U),
     onStep: async (info) => {
       cost.update += Math.max(0, now() - source.returnedAt - evalSecondsThisStep);
       evalSecondsThisStep = 0;
@@ -650,6 +664,8 @@ export async function runOnline<P>(o: {
     params: r.params,
     summary: {
       ...s,
+      iteration: Math.floor(s.step / U),
+      updatesPerIteration: U,
       iterations: tally.rollouts,
       episodes: tally.completions,
       generatedTokens: tally.generatedTokens,

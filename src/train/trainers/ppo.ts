@@ -66,6 +66,14 @@ export const PPO_TRAINER_DEFAULTS = {
   valueModel: 'separate' as 'separate' | 'shared',
 };
 
+/**
+ * The parameter trees a PPO run holds (see the header): policy, reference, a value model unless it is a head on
+ * the policy's trunk ('shared'), and a reward model when the reward is learned (a function holds none).
+ */
+export function ppoResidentModels(o: { valueModel: 'separate' | 'shared'; rewardModel: boolean }): string[] {
+  return ['policy', 'reference', ...(o.valueModel === 'separate' ? ['value model'] : []), ...(o.rewardModel ? ['reward model'] : [])];
+}
+
 export interface PpoOptions extends OnlineOptions {
   /** The policy to train (its params are borrowed: the trained params are returned, the input is untouched). */
   policy: PolicyInput;
