@@ -109,9 +109,11 @@ test('a runtime error is exit 1 and one line (the stack only with ALIGNLAB_DEBUG
   const d = await child(['inspect', '--model', join(tmp, 'nowhere')], { ALIGNLAB_DEBUG: '1' });
   assert.match(d.stderr, /\n\s+at /, 'the stack with ALIGNLAB_DEBUG');
 
-  // `alignlab logits … --json | head -c 10`: 30 positions of logits are far more than a pipe holds.
-  const ids = Array.from({ length: 30 }, (_, i) => i + 1).join(',');
-  const c = spawn(process.execPath, ['--import', 'tsx', 'src/cli/entry.ts', 'logits', '--model', model, '--ids', ids, '--json'], { cwd: ROOT });
+  // `alignlab logits … --json | head -c 10`: 200 positions × 257 logits (≈1 MB) are far more than a pipe holds.
+  const wide = join(tmp, 'model-wide');
+  await initMain(['--arch', 'llama', '--out', wide, '--layers', '1', '--hidden', '16', '--heads', '2', '--context', '256']);
+  const ids = Array.from({ length: 200 }, (_, i) => i + 1).join(',');
+  const c = spawn(process.execPath, ['--import', 'tsx', 'src/cli/entry.ts', 'logits', '--model', wide, '--ids', ids, '--json'], { cwd: ROOT });
   let stderr = '';
   c.stderr.on('data', (b) => (stderr += b));
   const head = await new Promise<string>((res) => c.stdout.once('data', (b: Buffer) => res(b.subarray(0, 10).toString())));
@@ -162,6 +164,8 @@ test('generate: the default length is clamped to the context (and says so); with
   assert.equal(b.code, 0, b.stderr);
   assert.doesNotMatch(b.stderr, /^seed /m, 'a given seed is not announced');
   assert.deepEqual((JSON.parse(b.stdout) as { tokenIds: number[] }).tokenIds, first.tokenIds);
+  const again = await inProcess(['generate', '--model', model, '--prompt', 'the quick brown fox', '--json']);
+  assert.notEqual(/seed (\d+)/.exec(again.stderr)?.[1], seed[1], 'each run without --seed draws a fresh seed');
   // An explicit length past the context is the user's mistake, reported as such.
   const c = await inProcess(['generate', '--model', model, '--prompt', 'the quick brown fox', '--max-new-tokens', '64']);
   assert.equal(c.code, 1);

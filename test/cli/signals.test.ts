@@ -35,8 +35,19 @@ async function until(what: string, cond: () => boolean, p: Proc, ms = 120_000): 
   const end = Date.now() + ms;
   while (!cond()) {
     assert.ok(p.child.exitCode === null, `the process ended before ${what}:\n${p.stderr()}`);
+    if (Date.now() >= end) p.child.kill('SIGKILL');
     assert.ok(Date.now() < end, `timed out waiting for ${what}:\n${p.stderr()}`);
     await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** Waits for the process to end; one that has not ended after `ms` is killed (and the test fails on its exit code). */
+async function exitWithin(p: Proc, ms: number): Promise<Awaited<Proc['done']>> {
+  const timer = setTimeout(() => p.child.kill('SIGKILL'), ms);
+  try {
+    return await p.done;
+  } finally {
+    clearTimeout(timer);
   }
 }
 
@@ -73,14 +84,14 @@ setInterval(() => {}, 1000);
   assert.match(p.stderr(), /first SIGINT/);
   assert.equal(p.child.exitCode, null, 'the first signal only asks the command to stop');
   p.child.kill('SIGINT');
-  const r = await p.done;
+  const r = await exitWithin(p, 10_000);
   assert.equal(r.code, 130);
   assert.match(r.stderr, /SIGINT again: quitting now/);
 
   const q = start([script, 'at-once']);
   await until('ready', () => q.stderr().includes('ready'), q);
   q.child.kill('SIGTERM');
-  const t = await q.done;
+  const t = await exitWithin(q, 10_000);
   assert.equal(t.code, 143);
   assert.match(t.stderr, /first SIGTERM/);
 });
@@ -110,7 +121,7 @@ test('train: SIGINT stops within a step with a checkpoint at that step and exits
   await until('three steps logged', () => existsSync(metrics) && readFileSync(metrics, 'utf-8').split('\n').filter(Boolean).length >= 3, p);
   const sentAt = Date.now();
   p.child.kill('SIGINT');
-  const r = await p.done;
+  const r = await exitWithin(p, 30_000);
   assert.equal(r.code, 130, r.stderr);
   assert.ok(r.exitedAt - sentAt < 15_000, `stopped ${r.exitedAt - sentAt} ms after the signal`);
   const m = /interrupted at step (\d+); checkpoint (\S+); continue with: alignlab train dpo --resume/.exec(r.stderr);
@@ -148,7 +159,7 @@ test('eval: SIGINT exits 130 at once; the answers received are cached and the sa
     await until('three cached answers', () => stored() >= 3, p);
     const sentAt = Date.now();
     p.child.kill('SIGINT');
-    const r = await p.done;
+    const r = await exitWithin(p, 15_000);
     assert.equal(r.code, 130, r.stderr);
     assert.ok(r.exitedAt - sentAt < 5_000, `stopped ${r.exitedAt - sentAt} ms after the signal`);
     assert.match(r.stderr, /SIGINT: stopping; the answers received so far are cached/);
@@ -185,7 +196,7 @@ test('study: SIGINT exits 130 within seconds and leaves every file it had writte
   const before = files();
   const sentAt = Date.now();
   p.child.kill('SIGINT');
-  const r = await p.done;
+  const r = await exitWithin(p, 20_000);
   assert.equal(r.code, 130, r.stderr);
   assert.ok(r.exitedAt - sentAt < 10_000, `stopped ${r.exitedAt - sentAt} ms after the signal`);
   assert.match(r.stderr, /SIGINT: stopping; finished runs are kept in .*study-out\/runs/);
