@@ -7,7 +7,7 @@ import { command, parse, positiveInteger } from './args.js';
 import { interrupts } from './signals.js';
 import { openStore } from '../store/db.js';
 import { loadEvalConfig, runEval } from '../eval/runner.js';
-import { writeLeaderboard } from '../eval/leaderboard.js';
+import { writeLeaderboard } from '../report/leaderboard.js';
 
 export const cli = () =>
   command('eval', 'evaluate providers on tasks and write a leaderboard (resumes from the response cache)')

@@ -24,11 +24,6 @@ import { AXIS_NAMES, type AxisName } from './tasks/schema.js';
 
 export { AXIS_NAMES, type AxisName };
 
-export const AXIS_LABELS: Record<AxisName, string> = {
-  contextual_understanding: 'Contextual understanding',
-  response_coherence: 'Response coherence',
-  adaptability: 'Adaptability',
-};
 
 /** One scored sample of one model, as the axes see it. */
 export interface AxisSample {

@@ -48,6 +48,8 @@ export interface TaskResult {
   templates: number;
   primary_metric: string;
   metrics: string[];
+  /** The metrics whose values are [0, 1] scores (reports draw their CIs as bars). */
+  unit_metrics: string[];
   /** model → metric → mean over the main-prompt samples, with a bootstrap CI. */
   scores: Record<string, Record<string, MetricSummary>>;
   /** model → mean primary metric per template (index 0 = main prompt). */

@@ -10,7 +10,7 @@ import { failEval, recordEvalResult, startEval, updateEvalProgress, type EvalSco
 import { computeAxes, type AxisSample } from './axes.js';
 import { ResponseCache } from './cache.js';
 import { countOutcomes, gradeAnswer, judgePair, JUDGE_DEFAULTS, type PairOutcome } from './judge.js';
-import { METRIC_DEFAULTS, multipleChoice, scoreGeneration } from './metrics/index.js';
+import { METRIC_DEFAULTS, METRICS, multipleChoice, scoreGeneration } from './metrics/index.js';
 import { bootstrapMean } from '../stats/index.js';
 import type { CompletionRequest, CompletionResponse, LoglikelihoodRequest, LoglikelihoodResponse, Provider } from './providers/types.js';
 import { lengthControlledWithCI, RATING_DEFAULTS, ratingsWithCI, winRateMatrix, type Battle } from './ratings.js';
@@ -642,7 +642,7 @@ function summarizeTask(t: Task, records: SampleRecord[], labels: string[], skipp
   }
   return {
     name: spec.name, type: spec.type, file: t.file, rows: t.rows, templates: 1 + spec.paraphrases.length,
-    primary_metric: spec.primary_metric, metrics: spec.metrics, scores, by_template: byTemplate, skipped,
+    primary_metric: spec.primary_metric, metrics: spec.metrics, unit_metrics: spec.metrics.filter((m) => METRICS[m]?.unit), scores, by_template: byTemplate, skipped,
   };
 }
 

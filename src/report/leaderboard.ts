@@ -1,13 +1,23 @@
-// The leaderboard: Markdown and a self-contained HTML page (inline CSS and SVG, nothing fetched) built
-// from one list of sections, so both always show the same numbers. Includes the per-axis table, the
+// The evaluation leaderboard: Markdown and a self-contained HTML page (inline CSS and SVG, nothing fetched)
+// built from one list of sections, so both always show the same numbers. Includes the per-axis table, the
 // judge's ratings and win rates, per-task tables, and a "Model | Strength | Limitation" table derived
 // from the measured axes.
+//
+// report/ renders what it is handed: an analysed EvalResult (eval/results.ts, types only). It imports no
+// evaluation code; which metrics are [0,1] scores comes with the result (TaskResult.unit_metrics).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { AXIS_LABELS, AXIS_NAMES, type AxisName } from './axes.js';
-import { METRICS } from './metrics/index.js';
+import type { AxisName } from '../eval/axes.js';
+import type { EvalResult } from '../eval/results.js';
 import type { Estimate } from '../stats/index.js';
-import type { EvalResult } from './runner.js';
+
+/** The axes in display order, with their names in reports (a Record, so a new axis fails to compile until labelled). */
+export const AXIS_LABELS: Record<AxisName, string> = {
+  contextual_understanding: 'Contextual understanding',
+  response_coherence: 'Response coherence',
+  adaptability: 'Adaptability',
+};
+const AXIS_NAMES = Object.keys(AXIS_LABELS) as AxisName[];
 
 /** A table cell: text, or a number with an optional CI (drawn as a bar in HTML when `unit`). */
 export type Cell = string | { est: Estimate; digits: number; unit?: boolean };
@@ -172,7 +182,7 @@ export function buildSections(r: EvalResult): Section[] {
           l,
           ...task.metrics.map((m): Cell => {
             const s = task.scores[l]![m];
-            return s ? { est: s, digits: digitsFor(m), unit: METRICS[m]?.unit } : '–';
+            return s ? { est: s, digits: digitsFor(m), unit: task.unit_metrics?.includes(m) ?? false } : '–';
           }),
           task.by_template[l]!.map((x) => fmt(x, 3)).join(' / '),
         ]),
