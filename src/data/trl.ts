@@ -20,7 +20,8 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Template } from '@huggingface/jinja';
 import { Rng } from '../engine/index.js';
-import { DataError, readJsonl } from '../formats/jsonl.js';
+import { DataError } from '../formats/errors.js';
+import { readJsonl } from '../formats/jsonl.js';
 
 export interface Message {
   role: string;

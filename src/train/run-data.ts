@@ -23,7 +23,7 @@ import { toHost } from '../model/weights.js';
 import type { Params } from '../model/decoder.js';
 import type { ScalarModel } from '../model/heads.js';
 import { RewardModel, saveRewardModel } from '../rewards/model.js';
-import { DataError } from '../formats/jsonl.js';
+import { DataError } from '../formats/errors.js';
 import {
   checkIds, loadDataset, preferenceText, promptText, sftText, trainEvalSplit,
   type ChatTemplate, type Dataset, type PreferenceExample, type PromptExample, type SftExample,
