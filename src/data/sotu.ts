@@ -11,6 +11,7 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, writeFileSync, existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
+import { splitWords } from '../formats/tokenizer.js';
 
 const require = createRequire(import.meta.url);
 
@@ -61,29 +62,30 @@ export function splitSentences(text: string): string[] {
 }
 
 /**
- * The word tokenizer's pattern (after lower-casing and mapping ’ to '): a possessive/contraction "'s", a run of
- * letters/digits keeping inner apostrophes ("don't"), or any single other non-space character (punctuation).
- * Exported so a WordLevel tokenizer.json can use the same pre-tokenizer pattern.
+ * Lower-case and split into words and punctuation exactly as the study's tokenizer.json does (one builder:
+ * `wordLevelTokenizerJson`, Lowercase + BertPreTokenizer, which llama.cpp's WordPiece tokenizer reproduces, so a
+ * study model exports to GGUF): every punctuation character and ASCII symbol is its own token, so "don't" is
+ * "don", "'", "t". Control characters (one stray \x02 in the corpus) become spaces first.
  */
-export const WORD_PATTERN = "'s\\b|[\\p{L}\\p{N}]+(?:'(?!s\\b)\\p{L}+)*|[^\\s\\p{L}\\p{N}]";
-const WORD_RE = new RegExp(WORD_PATTERN, 'gu');
-
-/** Lower-case, normalise apostrophes, drop control characters, split into words and punctuation. */
 export function tokenizeWords(sentence: string): string[] {
-  const norm = sentence.toLowerCase().replace(/[‘’`]/g, "'").replace(/\p{Cc}/gu, ' '); // control characters (one stray \x02 in the corpus)
-  return norm.match(WORD_RE) ?? [];
+  return splitWords(sentence.replace(/\p{Cc}/gu, ' ')).map((w) => w.toLowerCase());
 }
 
 const isWord = (t: string) => /[\p{L}\p{N}]/u.test(t);
-const NO_SPACE_BEFORE = new Set(['.', ',', ';', ':', '!', '?', ')', ']', '%', "'s"]);
+const NO_SPACE_BEFORE = new Set(['.', ',', ';', ':', '!', '?', ')', ']', '%']);
 const NO_SPACE_AFTER = new Set(['(', '[', '$']);
+// Word endings the tokenizer splits off at an apostrophe ("nation ' s", "don ' t"): glued back for VADER,
+// whose negation rules look for "don't".
+const CLITICS = new Set(['s', 't', 're', 've', 'll', 'd', 'm']);
+const isApostrophe = (t: string | undefined) => t === "'" || t === '’';
 
-/** Tokens back to readable text (for VADER and for people): no space before closing punctuation. */
+/** Tokens back to readable text (for VADER and for people): no space before closing punctuation, clitics glued. */
 export function detokenize(tokens: readonly string[]): string {
   let out = '';
   for (let i = 0; i < tokens.length; i++) {
-    const t = tokens[i]!;
-    const glue = i === 0 || NO_SPACE_BEFORE.has(t) || NO_SPACE_AFTER.has(tokens[i - 1]!);
+    const t = tokens[i]!, prev = tokens[i - 1], next = tokens[i + 1];
+    const clitic = (isApostrophe(t) && prev !== undefined && isWord(prev) && next !== undefined && CLITICS.has(next)) || (isApostrophe(prev) && CLITICS.has(t) && i >= 2 && isWord(tokens[i - 2]!));
+    const glue = i === 0 || clitic || NO_SPACE_BEFORE.has(t) || NO_SPACE_AFTER.has(prev!);
     out += (glue ? '' : ' ') + t;
   }
   return out;
@@ -91,8 +93,9 @@ export function detokenize(tokens: readonly string[]): string {
 
 // ---- vocabulary ---------------------------------------------------------------------------
 
-export const SPECIAL_TOKENS = ['<pad>', '<unk>', '<bos>', '<eos>'] as const;
-export const PAD = 0, UNK = 1, BOS = 2, EOS = 3;
+/** In the order `wordLevelTokenizerJson` gives them ids (the unknown token first). */
+export const SPECIAL_TOKENS = ['<unk>', '<bos>', '<eos>', '<pad>'] as const;
+export const UNK = 0, BOS = 1, EOS = 2, PAD = 3;
 
 /**
  * Specials, then every punctuation token seen (by frequency), then the `size` most frequent words.
@@ -238,7 +241,7 @@ export interface SotuCorpus {
 }
 
 /** Bump when processing changes, so old caches are not reused. */
-const PROCESSING_VERSION = 1;
+const PROCESSING_VERSION = 2; // 2: BertPreTokenizer words (one tokenizer builder), specials reordered
 
 function resolve(o: SotuOptions): SotuCorpus['params'] {
   return {

@@ -7,6 +7,7 @@ import {
   buildVocab, detokenize, encode, loadSotu, loadSpeeches, makePrompts, sentenceTokens, sotuCacheKey, splitSentences, splitSpeeches,
   tokenizeWords, vocabIndex, UNK,
 } from '../../src/data/sotu.js';
+import { Tokenizer, wordLevelTokenizerJson } from '../../src/formats/tokenizer.js';
 
 test('sentence splitting keeps abbreviations and initials inside sentences', () => {
   assert.deepEqual(splitSentences('Mr. Speaker, I thank you. John F. Kennedy spoke in St. Louis! Did the U.S. Navy agree? "Yes." It did.'), [
@@ -19,15 +20,25 @@ test('sentence splitting keeps abbreviations and initials inside sentences', () 
   assert.deepEqual(splitSentences('In 1790. the end'), ['In 1790. the end']); // no capital after: not a boundary
 });
 
-test('word tokenizer: lower-case, punctuation split off, contractions kept, possessive split', () => {
-  assert.deepEqual(tokenizeWords('The Nation’s strength—don\'t doubt it! (about 3%)'), ['the', 'nation', "'s", 'strength', '—', "don't", 'doubt', 'it', '!', '(', 'about', '3', '%', ')']);
+test('word tokenizer: the study tokenizer.json\'s own split (Lowercase + BertPreTokenizer): every punctuation mark is a token', () => {
+  assert.deepEqual(tokenizeWords('The Nation’s strength—don\'t doubt it! (about 3%)'),
+    ['the', 'nation', '’', 's', 'strength', '—', 'don', "'", 't', 'doubt', 'it', '!', '(', 'about', '3', '%', ')']);
   assert.deepEqual(tokenizeWords('Café\u0002 naïve'), ['café', 'naïve']);
+  // Clitics split at the apostrophe are glued back for the gold reward (VADER reads "won't", not "won ' t").
   assert.equal(detokenize(tokenizeWords("We won't fail, and the nation's hope (ours) grows!")), "we won't fail, and the nation's hope (ours) grows!");
+  assert.equal(detokenize(['the', "'", 'people', "'", 's', 'will']), "the ' people's will");
+});
+
+test('the corpus split and the study tokenizer.json give the same tokens', () => {
+  const text = 'The Nation’s strength—don\'t doubt it! (about 3%) U.S. $5,000';
+  const words = tokenizeWords(text);
+  const tok = Tokenizer.fromJSON(wordLevelTokenizerJson(words), {});
+  assert.deepEqual(tok.encode(text, { addSpecial: false }).map((i) => tok.tokenOf(i)), words);
 });
 
 test('vocabulary: specials first, all punctuation, then top-N words with alphabetical tie-break', () => {
   const v = buildVocab([['b', 'a', ',', 'b'], ['c', 'a', '.', 'd']], 2);
-  assert.deepEqual(v, ['<pad>', '<unk>', '<bos>', '<eos>', ',', '.', 'a', 'b']);
+  assert.deepEqual(v, ['<unk>', '<bos>', '<eos>', '<pad>', ',', '.', 'a', 'b']);
   assert.deepEqual(encode(['a', 'zzz', '.'], vocabIndex(v)), [6, UNK, 5]);
 });
 
