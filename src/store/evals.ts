@@ -17,6 +17,7 @@ CREATE TABLE IF NOT EXISTS evals (
   status TEXT NOT NULL,
   started TEXT NOT NULL,
   finished TEXT,
+  updated TEXT NOT NULL,
   phase TEXT,
   done INTEGER NOT NULL DEFAULT 0,
   total INTEGER NOT NULL DEFAULT 0,
@@ -65,6 +66,9 @@ export interface EvalRow {
   status: EvalStatus;
   started: string;
   finished: string | null;
+  /** Last write (ISO 8601). A 'running' row not updated for minutes belongs to a process that was killed:
+   * a live evaluation writes its progress at least every few seconds (the heartbeat), even while it waits. */
+  updated: string;
   /** The phase in progress ("responses", "reference+judge", "pairwise") and its counts. */
   phase: string | null;
   done: number;
@@ -78,6 +82,9 @@ export interface EvalRow {
 
 export function ensureEvalsSchema(db: DB): void {
   ensureSchema(db, DDL);
+  // Stores created before `updated` existed (same day, during development) get the column.
+  const cols = db.prepare<[], { name: string }>('PRAGMA table_info(evals)').all();
+  if (!cols.some((c) => c.name === 'updated')) db.exec("ALTER TABLE evals ADD COLUMN updated TEXT NOT NULL DEFAULT ''");
 }
 
 const fin = (x: number | undefined): number | null => (typeof x === 'number' && Number.isFinite(x) ? x : null);
@@ -87,29 +94,29 @@ const NEXT_SEQ = '(SELECT coalesce(max(seq), 0) + 1 FROM evals)';
 export function startEval(db: DB, e: { id: string; name: string; dir?: string; started: string; models: EvalModel[] }): void {
   ensureEvalsSchema(db);
   db.prepare(
-    `INSERT INTO evals (id, name, dir, status, started, models, seq) VALUES (?, ?, ?, 'running', ?, ?, ${NEXT_SEQ})
+    `INSERT INTO evals (id, name, dir, status, started, updated, models, seq) VALUES (?, ?, ?, 'running', ?, ?, ?, ${NEXT_SEQ})
      ON CONFLICT(id) DO UPDATE SET name = excluded.name, dir = excluded.dir, status = 'running', started = excluded.started,
-       models = excluded.models, finished = NULL, error = NULL, seq = excluded.seq`,
-  ).run(e.id, e.name, e.dir ?? null, e.started, JSON.stringify(e.models));
+       updated = excluded.updated, models = excluded.models, finished = NULL, error = NULL, seq = excluded.seq`,
+  ).run(e.id, e.name, e.dir ?? null, e.started, new Date().toISOString(), JSON.stringify(e.models));
 }
 
 /** The phase in progress and its done/total counts. */
 export function updateEvalProgress(db: DB, id: string, p: { phase: string; done: number; total: number }): void {
-  db.prepare(`UPDATE evals SET phase = ?, done = ?, total = ?, seq = ${NEXT_SEQ} WHERE id = ?`).run(p.phase, p.done, p.total, id);
+  db.prepare(`UPDATE evals SET phase = ?, done = ?, total = ?, updated = ?, seq = ${NEXT_SEQ} WHERE id = ?`).run(p.phase, p.done, p.total, new Date().toISOString(), id);
 }
 
 /** A finished evaluation: its summary (results.json) and every reported number, replacing earlier ones, in one transaction. */
 export function recordEvalResult(db: DB, r: { id: string; name: string; dir?: string; started: string; finished: string; models: EvalModel[]; summary: unknown; scores: EvalScore[] }): void {
   ensureEvalsSchema(db);
   const upsert = db.prepare(
-    `INSERT INTO evals (id, name, dir, status, started, finished, models, summary, phase, seq) VALUES (?, ?, ?, 'completed', ?, ?, ?, ?, NULL, ${NEXT_SEQ})
+    `INSERT INTO evals (id, name, dir, status, started, finished, updated, models, summary, phase, seq) VALUES (?, ?, ?, 'completed', ?, ?, ?, ?, ?, NULL, ${NEXT_SEQ})
      ON CONFLICT(id) DO UPDATE SET name = excluded.name, dir = excluded.dir, status = 'completed', started = excluded.started,
-       finished = excluded.finished, models = excluded.models, summary = excluded.summary, phase = NULL, error = NULL, seq = excluded.seq`,
+       finished = excluded.finished, updated = excluded.updated, models = excluded.models, summary = excluded.summary, phase = NULL, error = NULL, seq = excluded.seq`,
   );
   const clear = db.prepare('DELETE FROM eval_scores WHERE eval = ?');
   const put = db.prepare('INSERT OR REPLACE INTO eval_scores (eval, model, scope, metric, value, lo, hi, n) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
   db.transaction(() => {
-    upsert.run(r.id, r.name, r.dir ?? null, r.started, r.finished, JSON.stringify(r.models), JSON.stringify(r.summary));
+    upsert.run(r.id, r.name, r.dir ?? null, r.started, r.finished, r.finished, JSON.stringify(r.models), JSON.stringify(r.summary));
     clear.run(r.id);
     for (const s of r.scores) put.run(r.id, s.model, s.scope, s.metric, fin(s.value), fin(s.lo), fin(s.hi), s.n ?? null);
   })();
@@ -117,7 +124,8 @@ export function recordEvalResult(db: DB, r: { id: string; name: string; dir?: st
 
 /** An evaluation that stopped with an error (the responses it received are in the response cache). */
 export function failEval(db: DB, id: string, error: string): void {
-  db.prepare(`UPDATE evals SET status = 'failed', finished = ?, error = ?, seq = ${NEXT_SEQ} WHERE id = ?`).run(new Date().toISOString(), error, id);
+  const now = new Date().toISOString();
+  db.prepare(`UPDATE evals SET status = 'failed', finished = ?, updated = ?, error = ?, seq = ${NEXT_SEQ} WHERE id = ?`).run(now, now, error, id);
 }
 
 interface RawEval extends Omit<EvalRow, 'models' | 'summary'> {
@@ -129,7 +137,7 @@ interface RawEval extends Omit<EvalRow, 'models' | 'summary'> {
 export function listEvals(db: DB, opts: { sinceSeq?: number; limit?: number } = {}): EvalRow[] {
   ensureEvalsSchema(db);
   const rows = db
-    .prepare<[number, number], RawEval>('SELECT id, name, dir, status, started, finished, phase, done, total, models, summary, error, seq FROM evals WHERE seq > ? ORDER BY started DESC, seq DESC LIMIT ?')
+    .prepare<[number, number], RawEval>('SELECT id, name, dir, status, started, finished, updated, phase, done, total, models, summary, error, seq FROM evals WHERE seq > ? ORDER BY started DESC, seq DESC LIMIT ?')
     .all(opts.sinceSeq ?? 0, opts.limit ?? 1000);
   return rows.map((r) => ({ ...r, models: JSON.parse(r.models) as EvalModel[], summary: r.summary === null ? null : (JSON.parse(r.summary) as unknown) }));
 }
