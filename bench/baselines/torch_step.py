@@ -8,6 +8,8 @@ constants, loss = -logsigmoid(beta * ((pi_c - ref_c) - (pi_r - ref_r))); tokens/
 
 Run through bench/baselines/torch-env.sh (selects OpenBLAS-pthread for this process). Prints one JSON line.
 Example: bench/baselines/torch-env.sh /usr/bin/python3 bench/baselines/torch_step.py --arch llama --dpo
+`--device cuda` runs the same step on the GPU in fp32 (TF32 off), synchronising before each step's clock stops;
+`--kv-heads K` gives the Llama shape grouped-query attention (K key/value heads shared by H/K query heads each).
 """
 import argparse
 import json
@@ -48,9 +50,10 @@ class Block(nn.Module):
     def __init__(self, a):
         super().__init__()
         C, self.H, self.llama = a.dim, a.heads, a.arch == "llama"
+        self.K = a.kv_heads or a.heads
         Norm = RMSNorm if self.llama else nn.LayerNorm
         self.ln1, self.ln2 = Norm(C), Norm(C)
-        self.qkv = nn.Linear(C, 3 * C, bias=not self.llama)
+        self.qkv = nn.Linear(C, C + 2 * self.K * (C // self.H), bias=not self.llama)
         self.proj = nn.Linear(C, C, bias=not self.llama)
         if self.llama:
             self.gate = nn.Linear(C, a.ffn, bias=False)
@@ -62,7 +65,10 @@ class Block(nn.Module):
 
     def attn(self, x, mask, rope):
         B, T, C = x.shape
-        q, k, v = self.qkv(x).view(B, T, 3, self.H, C // self.H).permute(2, 0, 3, 1, 4)  # [B,H,T,D] each
+        D = C // self.H
+        q, k, v = self.qkv(x).view(B, T, self.H + 2 * self.K, D).transpose(1, 2).split([self.H, self.K, self.K], 1)
+        if self.K != self.H:  # GQA: KV head j serves query heads j*G .. j*G+G-1 (HF repeat_kv)
+            k, v = k.repeat_interleave(self.H // self.K, 1), v.repeat_interleave(self.H // self.K, 1)
         if rope is not None:
             cos, sin = rope
             q, k = q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
@@ -91,15 +97,19 @@ class Decoder(nn.Module):
             if p.dim() == 2:
                 nn.init.normal_(p, std=0.02)
         self.register_buffer("mask", torch.tril(torch.ones(a.seq, a.seq, dtype=torch.bool)))
-        self.rope = rope_tables(a.seq, a.dim // a.heads) if a.arch == "llama" else None
+        if a.arch == "llama":  # buffers, so that .to(device) moves them
+            cos, sin = rope_tables(a.seq, a.dim // a.heads)
+            self.register_buffer("rope_cos", cos)
+            self.register_buffer("rope_sin", sin)
 
     def forward(self, idx):
         B, T = idx.shape
         x = self.wte(idx)
         if self.wpe is not None:
-            x = x + self.wpe(torch.arange(T))
+            x = x + self.wpe(torch.arange(T, device=idx.device))
+        rope = (self.rope_cos[:T], self.rope_sin[:T]) if self.a.arch == "llama" else None
         for blk in self.blocks:
-            x = blk(x, self.mask[:T, :T], self.rope)
+            x = blk(x, self.mask[:T, :T], rope)
         x = self.ln_f(x)
         return x @ self.wte.weight.t() if self.head is None else self.head(x)
 
@@ -121,6 +131,8 @@ def main():
     p.add_argument("--ffn", type=int, default=0, help="MLP width (default 4*dim for gpt, 8/3*dim rounded to 64 for llama)")
     p.add_argument("--tied", type=int, choices=[0, 1], default=-1, help="tie the head to wte (default: gpt 1, llama 0)")
     p.add_argument("--beta", type=float, default=0.1)
+    p.add_argument("--kv-heads", type=int, default=0, help="key/value heads (default: --heads, no GQA)")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--steps", type=int, default=0, help="timed steps (default 10, DPO 6)")
@@ -130,17 +142,25 @@ def main():
     a.tied = bool(a.tied if a.tied >= 0 else a.arch == "gpt")
     a.steps = a.steps or (6 if a.dpo else 10)
 
+    if a.kv_heads and a.heads % a.kv_heads:
+        p.error(f"--kv-heads {a.kv_heads} must divide --heads {a.heads}")
+    if a.device == "cuda" and not torch.cuda.is_available():
+        p.error("--device cuda: torch.cuda.is_available() is False here")
+    dev = torch.device(a.device)
+    torch.backends.cuda.matmul.allow_tf32 = False  # fp32 means fp32 (PyTorch's default since 1.12; set, not assumed)
+    torch.backends.cudnn.allow_tf32 = False
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
-    model = Decoder(a)
+    model = Decoder(a).to(dev)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-4, betas=(0.9, 0.95), weight_decay=0.1)
     g = torch.Generator().manual_seed(a.seed + 1)
+    sync = torch.cuda.synchronize if a.device == "cuda" else (lambda: None)
     B, T, V = a.batch, a.seq, a.vocab
     losses = []
 
     if not a.dpo:
         idx = torch.randint(V, (B, T + 1), generator=g)
-        x, y = idx[:, :-1].contiguous(), idx[:, 1:].contiguous()
+        x, y = idx[:, :-1].contiguous().to(dev), idx[:, 1:].contiguous().to(dev)
         tokens_per_step = B * T
 
         def step():
@@ -151,13 +171,14 @@ def main():
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
             losses.append(loss.item())
+            sync()  # the optimizer's kernels too, before the clock stops
     else:
         # chosen rows 0..B-1, rejected rows B..2B-1; the first half of each row is the shared prompt.
         prompt = torch.randint(V, (B, T // 2), generator=g)
         resp = torch.randint(V, (2 * B, T + 1 - T // 2), generator=g)
         idx = torch.cat([prompt.repeat(2, 1), resp], 1)
-        x, y = idx[:, :-1].contiguous(), idx[:, 1:].contiguous()
-        w = torch.zeros(2 * B, T)
+        x, y = idx[:, :-1].contiguous().to(dev), idx[:, 1:].contiguous().to(dev)
+        w = torch.zeros(2 * B, T, device=dev)
         w[:, T // 2 - 1:] = 1.0  # score only response tokens (targets after the prompt)
         with torch.no_grad():
             ref = (token_logps(model(x), y) * w).sum(-1)  # reference = initial policy, computed once
@@ -172,6 +193,7 @@ def main():
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
             losses.append(loss.item())
+            sync()  # the optimizer's kernels too, before the clock stops
 
     times = time_steps(step, a.warmup, a.steps)
     s = summarize(times)
@@ -183,9 +205,10 @@ def main():
         "step_ms_min": s["min_s"] * 1e3,
         "steps": s["n"], "warmup": a.warmup, "tokens_per_step": tokens_per_step,
         "loss_first": losses[0], "loss_last": losses[-1],
-        "threads": torch.get_num_threads(), "torch": torch.__version__,
+        "threads": torch.get_num_threads(), "torch": torch.__version__, "device": a.device,
+        "gpu": torch.cuda.get_device_name() if a.device == "cuda" else None, "tf32": False,
         "params": sum(p.numel() for p in model.parameters()),
-        "config": {k: getattr(a, k) for k in ("arch", "dpo", "layers", "dim", "heads", "vocab", "seq", "batch", "ffn", "tied")},
+        "config": {k: getattr(a, k) for k in ("arch", "dpo", "layers", "dim", "heads", "kv_heads", "vocab", "seq", "batch", "ffn", "tied")},
         **blas_info(),
     }
     print(json.dumps(out))
