@@ -20,6 +20,7 @@ export const COMMANDS: Record<string, Command> = {
   study: { summary: 'run the DPO-vs-PPO study and write its report (--quick for a 3-minute version)', load: () => import('./study.js') },
   train: { summary: 'train sft|rm|dpo|ppo|grpo|rloo --config FILE.yaml [--resume RUN_DIR]', load: () => import('./train.js') },
   runs: { summary: 'list training runs and their final metrics', load: () => import('./runs.js') },
+  dashboard: { summary: 'show runs, studies and evaluations on a live page at http://127.0.0.1:8686/', load: () => import('./dashboard.js') },
   eval: { summary: 'evaluate providers on tasks --config eval.yaml → leaderboard', load: () => import('./eval.js') },
   serve: { summary: 'serve a model over an OpenAI-compatible HTTP API', load: () => import('./serve.js') },
   inspect: { summary: 'show a model directory: architecture, sizes, parameter count, weight files checked', load: () => import('./inspect.js') },

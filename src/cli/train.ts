@@ -8,6 +8,7 @@
 import { basename, resolve } from 'node:path';
 import { Argument, command, parse, positiveInteger, UsageError } from './args.js';
 import { interrupts } from './signals.js';
+import { DASHBOARD_HINT } from './dashboard.js';
 import { ALGORITHMS, loadResolvedConfig, resolveConfig, type Algorithm, type TrainConfig } from '../train/config.js';
 import { describeSummary } from '../train/loop.js';
 import { formatNumber } from '../train/progress.js';
@@ -52,6 +53,7 @@ export async function main(argv: string[]): Promise<void | number> {
   const device = f.device ?? process.env.ALIGNLAB_DEVICE;
   if (device !== undefined) cfg.device = resolveDevice(device);
 
+  console.error(DASHBOARD_HINT);
   // Ctrl-C / SIGTERM: the loop finishes the current update, checkpoints and returns 'interrupted'.
   const stop = interrupts((sig) => `${sig}: stopping after this step with a checkpoint (again to quit at once)`);
   let result;
