@@ -6,6 +6,7 @@ import { resolveStudyConfig } from '../study/config.js';
 import { runStudy } from '../study/runner.js';
 import { command, parse } from './args.js';
 import { interrupts } from './signals.js';
+import { DASHBOARD_HINT } from './dashboard.js';
 
 export const cli = () =>
   command('study', 'run the DPO-vs-PPO study and write its report (finished runs are kept; run again to continue)')
@@ -30,6 +31,7 @@ export async function main(argv: string[]): Promise<void> {
   const config = resolveStudyConfig({ file: f.config, quick: f.quick });
   const out = resolve(f.out ?? (f.quick ? 'runs/study-quick' : 'runs/study'));
   const t = performance.now();
+  console.error(DASHBOARD_HINT);
   const stop = interrupts((sig) => `${sig}: stopping; finished runs are kept in ${out}/runs, run the same command to continue`, { exitAtOnce: true });
   try {
     const { report, study } = await runStudy({
