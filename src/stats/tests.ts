@@ -77,6 +77,7 @@ export function incompleteBeta(x: number, a: number, b: number): number {
   // The continued fraction converges fast for x < (a+1)/(a+b+2); use the symmetry I_x(a,b) = 1 − I_{1−x}(b,a) otherwise.
   if (x > (a + 1) / (a + b + 2)) return 1 - incompleteBeta(1 - x, b, a);
   const front = Math.exp(a * Math.log(x) + b * Math.log(1 - x) - (logGamma(a) + logGamma(b) - logGamma(a + b))) / a;
+  if (front === 0) return 0; // underflow far in the tail (the fraction may then overflow: 0 × ∞ would be NaN)
   const tiny = 1e-300;
   let f = 1, c = 1, d = 0;
   for (let i = 0; i <= 400; i++) {
@@ -109,4 +110,35 @@ export function varianceRatioPValue(var1: number, df1: number, var2: number, df2
   if (var2 === 0 || var1 === 0) return 0;
   const p = fCdf(var1 / var2, df1, df2);
   return Math.min(1, 2 * Math.min(p, 1 - p));
+}
+
+/** Standard normal CDF Φ(x) (erfc by Numerical Recipes' Chebyshev fit, relative error < 1.2e-7). */
+export function normalCdf(x: number): number {
+  const z = Math.abs(x) / Math.SQRT2;
+  const t = 1 / (1 + 0.5 * z);
+  const erfc = t * Math.exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))));
+  return x >= 0 ? 1 - 0.5 * erfc : 0.5 * erfc;
+}
+
+/** P(T ≤ t) for Student's t with df degrees of freedom (the normal CDF for df = Infinity). */
+export function studentTCdf(t: number, df: number): number {
+  if (!(df > 0) || Number.isNaN(t)) return NaN;
+  if (!Number.isFinite(df)) return normalCdf(t);
+  const tail = 0.5 * incompleteBeta(df / (df + t * t), df / 2, 0.5);
+  return t >= 0 ? 1 - tail : tail;
+}
+
+/** Student's t quantile (bisection on studentTCdf, |error| < 1e-10); the normal quantile for df = Infinity. */
+export function studentTQuantile(p: number, df: number): number {
+  if (!(p > 0 && p < 1) || !(df > 0)) return NaN;
+  if (!Number.isFinite(df)) return normalQuantile(p);
+  if (p < 0.5) return -studentTQuantile(1 - p, df);
+  let lo = 0, hi = 1;
+  while (studentTCdf(hi, df) < p) hi *= 2;
+  for (let i = 0; i < 200 && hi - lo > 1e-12; i++) {
+    const mid = 0.5 * (lo + hi);
+    if (studentTCdf(mid, df) < p) lo = mid;
+    else hi = mid;
+  }
+  return 0.5 * (lo + hi);
 }

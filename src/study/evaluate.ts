@@ -10,7 +10,7 @@ import type { Params } from '../model/decoder.js';
 import { Sampler } from '../model/generate.js';
 import { Scorer } from '../model/score.js';
 import { vaderCompoundBatch } from '../rewards/vader.js';
-import { mean, std } from './analysis.js';
+import { mean, std } from '../stats/index.js';
 import type { Checkpoint, Sample } from './types.js';
 
 export interface EvalPrompt {
@@ -32,6 +32,29 @@ export interface Scored {
   refLogps: number[];
   text: string;
   reward: number;
+  /** The continuation ended with EOS (rather than at the token limit). */
+  eos: boolean;
+}
+
+/**
+ * Scores continuations for fluency under a model no method trains against (the study's n-gram): the mean
+ * negative log-likelihood per token of each (prompt + continuation tokens), nats. Given to the Evaluator.
+ */
+export type FluencyScorer = (prompts: readonly number[][], continuations: readonly number[][]) => number[];
+
+/** Sequence-level KL estimate of one sample: Σ_t log π(y_t|…) − log π_ref(y_t|…). */
+export function sampleKl(policyLogps: readonly number[], refLogps: readonly number[]): number {
+  return sum(policyLogps) - sum(refLogps);
+}
+
+/** Monte-Carlo per-token entropy of π on its own samples: mean over all generated tokens of −log π(y_t | …). */
+export function tokenEntropy(policyLogps: readonly (readonly number[])[]): number {
+  return -mean(policyLogps.flat());
+}
+
+/** Perplexity of continuations under a scorer from its per-token log-probs: exp(mean over all tokens of −log p). */
+export function perplexityOf(logps: readonly (readonly number[])[]): number {
+  return Math.exp(-mean(logps.flat()));
 }
 
 export function distinctN(seqs: number[][], n: number): number {
@@ -52,7 +75,7 @@ export function pairedWinRate(a: number[], b: number[]): number {
   return a.length ? w / a.length : NaN;
 }
 
-const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+const sum = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0);
 
 export class Evaluator {
   readonly sampler: Sampler;
@@ -66,7 +89,7 @@ export class Evaluator {
     readonly ref: Params,
     readonly prompts: EvalPrompt[],
     readonly detok: (ids: number[]) => string,
-    readonly opts: { maxNewTokens: number; eosId: number; seed: number },
+    readonly opts: { maxNewTokens: number; eosId: number; seed: number; fluency?: FluencyScorer },
   ) {
     this.sampler = new Sampler(cfg);
     this.scorer = new Scorer(cfg);
@@ -89,7 +112,7 @@ export class Evaluator {
         const start = rows[j]!.length - 1; // logprobs[k] scores token k+1
         const tokens = g.tokenIds.filter((t) => t !== this.opts.eosId);
         const refLogps = refs ? Array.from(refs[j]!.logprobs.subarray(start)) : [];
-        out.push({ tokens, policyLogps: g.logprobs, refLogps, text: this.detok(tokens), reward: 0 });
+        out.push({ tokens, policyLogps: g.logprobs, refLogps, text: this.detok(tokens), reward: 0, eos: g.tokenIds.includes(this.opts.eosId) });
       });
     }
     const rewards = vaderCompoundBatch(out.map((s) => s.text));
@@ -100,23 +123,25 @@ export class Evaluator {
   /** Checkpoint metrics from one scored sample per prompt. `klOverride` replaces the sample estimate (best-of-N). */
   summarize(step: number, scored: Scored[], klOverride?: number): Evaluated {
     const rewards = scored.map((s) => s.reward);
-    const policyTok = scored.flatMap((s) => s.policyLogps);
-    const refTok = scored.flatMap((s) => s.refLogps);
-    const kl = klOverride ?? mean(scored.map((s) => sum(s.policyLogps) - sum(s.refLogps)));
+    const promptKls = scored.map((s) => klOverride ?? sampleKl(s.policyLogps, s.refLogps));
+    const fluency = this.opts.fluency ? this.opts.fluency(this.prompts.map((p) => p.ids), scored.map((s) => s.tokens)) : null;
     const checkpoint: Checkpoint = {
       step,
       reward: mean(rewards),
       rewardStd: std(rewards),
       n: rewards.length,
-      kl,
-      entropy: -mean(policyTok), // Monte Carlo: E_y[−log π(y_t | …)] on the policy's own samples
+      kl: mean(promptKls),
+      entropy: tokenEntropy(scored.map((s) => s.policyLogps)),
       distinct1: distinctN(scored.map((s) => s.tokens), 1),
       distinct2: distinctN(scored.map((s) => s.tokens), 2),
       length: mean(scored.map((s) => s.tokens.length)),
-      perplexity: Math.exp(-mean(refTok)), // under the base model (= the reference)
+      perplexity: perplexityOf(scored.map((s) => s.refLogps)), // under the base model (= the reference)
       winRate: this.baseRewards.length ? pairedWinRate(rewards, this.baseRewards) : 0.5,
-      // Per prompt, in prompt order: lets the analysis bootstrap over prompts as well as seeds.
+      // Per prompt, in prompt order: lets the analysis bootstrap over prompts (reward and KL) as well as seeds.
       promptRewards: rewards,
+      promptKls,
+      eosRate: mean(scored.map((s) => (s.eos ? 1 : 0))),
+      fluency: fluency ? mean(fluency) : NaN,
     };
     const samples = scored.slice(0, 12).map((s, i) => ({ prompt: this.prompts[i]!.text, completion: s.text, reward: s.reward }));
     return { checkpoint, samples, rewards };

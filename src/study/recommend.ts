@@ -2,17 +2,24 @@
 // by a stated rule (below), and the words follow the verdicts. If the numbers flip, the words flip.
 //
 // Rules:
-// - final reward: the bootstrap CI of the difference at the headline (matched) KL excludes 0 → the higher wins.
-//   The CI resamples seeds and, when the checkpoints carry per-prompt rewards, the held-out prompts (paired
-//   across methods); with one seed and no per-prompt rewards there is nothing to resample: no test, no winner;
+// - improvement over the base comes first: a method whose reward minus the base's is not significantly > 0 at
+//   any of its budgets up to its reach (Holm-corrected) "did not improve on the base"; the paragraph opens with
+//   that, and such a method is never recommended on cost or complexity;
+// - final reward: the bootstrap CI of the difference at the headline KL (fixed by HEADLINE_RULE before any
+//   difference is looked at) excludes 0 → the higher wins. The CI resamples seeds and, when the checkpoints
+//   carry per-prompt rewards, the held-out prompts (paired across methods, cross-fitted: checkpoints are chosen
+//   on one half of the prompts and scored on the other); with one seed and no per-prompt rewards there is
+//   nothing to resample: no test, no winner. The other budgets of the grid are reported Holm-corrected;
 // - stability: fewer failed runs (collapsed + diverged) wins; at equal failure rates, a smaller seed-to-seed
 //   std of final reward wins if an F test of the two variances gives p < `alpha` (few seeds: big ratios are often chance);
 // - cost: the time to one model (mean run wall time + prerequisites) at least `costRatio` times smaller wins;
 // - complexity: fewer on the majority of (models in memory, hyperparameters, loss lines) wins;
-// - overall: the final-reward winner if there is one; otherwise the method winning more of the other three.
+// - overall: the final-reward winner if there is one; otherwise, if exactly one method improved on the base, that
+//   one; if neither did, none; otherwise the method winning more of the other three.
 
-import type { Comparison, Interval, MethodAnalysis, StudyAnalysis } from './analysis.js';
-import { varianceRatioPValue } from './analysis.js';
+import { ci, f3, seconds, signed, signedCi, varianceRatioPValue } from '../stats/index.js';
+import type { MethodAnalysis, StudyAnalysis } from './analysis.js';
+import type { Comparison } from './matched.js';
 import type { Method } from './types.js';
 import { METHOD_LABELS } from './types.js';
 
@@ -43,21 +50,13 @@ export interface RecommendOptions {
   alpha?: number;
 }
 
-export const f3 = (x: number) => (Number.isFinite(x) ? x.toFixed(3) : 'n/a');
-export const signed = (x: number) => (Number.isFinite(x) ? (x >= 0 ? '+' : '−') + Math.abs(x).toFixed(3) : 'n/a');
-export const ci = (i: Interval) => (Number.isFinite(i.lo) ? `[${f3(i.lo)}, ${f3(i.hi)}]` : '[n/a]');
-export const signedCi = (i: Interval) => (Number.isFinite(i.lo) ? `[${signed(i.lo)}, ${signed(i.hi)}]` : '[n/a]');
-export function seconds(s: number): string {
-  if (!Number.isFinite(s)) return 'n/a';
-  if (s < 120) return `${s.toFixed(s < 10 ? 1 : 0)} s`;
-  if (s < 7200) return `${(s / 60).toFixed(1)} min`;
-  return `${(s / 3600).toFixed(1)} h`;
-}
 const ratio = (x: number) => `${x.toFixed(x < 10 ? 1 : 0)}×`;
 const plural = (n: number, w: string) => `${n} ${w}${n === 1 ? '' : 's'}`;
 
 /** How the reward verdict came about: no shared KL, no test possible, tested without/with a difference. */
 type RewardStatus = 'no-kl' | 'untested' | 'no-difference' | 'difference';
+
+const kl3 = (x: number) => (Number.isFinite(x) ? x.toFixed(2) : 'n/a');
 
 /** What the reward intervals resampled, in a parenthesis for the reward sentence. */
 function resamplingText(A: string, B: string, nA: number, nB: number, prompts: number, tested: boolean): string {
@@ -71,13 +70,13 @@ function resamplingText(A: string, B: string, nA: number, nB: number, prompts: n
   if (prompts > 0) {
     if (nA === 1 && nB === 1)
       return `95% CIs from a bootstrap over the ${prompts} held-out prompts only, paired across methods: with 1 seed per method they reflect which prompts were sampled, not seed-to-seed variation`;
-    return `95% CIs from a two-level bootstrap over ${seeds} and the ${prompts} held-out prompts, the prompts paired across methods` +
+    return `95% CIs from a two-level bootstrap over ${seeds} and the ${prompts} held-out prompts, the prompts paired across methods, with a t quantile for the seed-to-seed part` +
       (single ? `; with 1 seed, ${single}'s seed-to-seed variation is not in them` : '');
   }
-  return `95% bootstrap CIs over ${seeds}; the checkpoints carry no per-prompt rewards, so which prompts were sampled is not in them`;
+  return `95% t intervals over ${seeds}; the checkpoints carry no per-prompt rewards, so which prompts were sampled is not in them`;
 }
 
-/** "PPO is significantly ahead at 8 of the 8 KL budgets up to that point, DPO at none." */
+/** "PPO is significantly ahead at 8 of the 8 KL budgets up to that point (Holm-corrected), DPO at none." */
 function gridText(an: StudyAnalysis, c: Comparison, a: Method, b: Method): string {
   const grid = an.gridComparisons.filter((x) => x.a === c.a && x.b === c.b);
   if (grid.length === 0) return '';
@@ -86,9 +85,9 @@ function gridText(an: StudyAnalysis, c: Comparison, a: Method, b: Method): strin
   if (tested.length === 0) return ` None of the ${N} KL budgets up to that point could be tested either.`;
   const untested = N - tested.length;
   const rest = untested ? ` (${untested} of them not tested)` : '';
-  const [first, second] = [a, b].map((m) => ({ m, k: grid.filter((x) => x.winner === m).length })).sort((x, y) => y.k - x.k) as [{ m: Method; k: number }, { m: Method; k: number }];
-  if (first.k === 0) return ` Neither method is significantly ahead at any of the ${N} KL budgets up to that point${rest}.`;
-  return ` ${METHOD_LABELS[first.m]} is significantly ahead at ${first.k} of the ${N} KL budgets up to that point${rest}, ${METHOD_LABELS[second.m]} at ${second.k === 0 ? 'none' : second.k}.`;
+  const [first, second] = [a, b].map((m) => ({ m, k: grid.filter((x) => x.holmWinner === m).length })).sort((x, y) => y.k - x.k) as [{ m: Method; k: number }, { m: Method; k: number }];
+  if (first.k === 0) return ` Neither method is significantly ahead at any of the ${N} KL budgets up to that point${rest} (Holm-corrected).`;
+  return ` ${METHOD_LABELS[first.m]} is significantly ahead at ${first.k} of the ${N} KL budgets up to that point${rest} (Holm-corrected), ${METHOD_LABELS[second.m]} at ${second.k === 0 ? 'none' : second.k}.`;
 }
 
 function rewardVerdict(an: StudyAnalysis, a: Method, b: Method): { verdict: Verdict; status: RewardStatus; comparison: Comparison | null } {
@@ -96,33 +95,33 @@ function rewardVerdict(an: StudyAnalysis, a: Method, b: Method): { verdict: Verd
   const ma = an.byMethod[a]!, mb = an.byMethod[b]!;
   const c = an.comparisons.find((x) => (x.a === a && x.b === b) || (x.a === b && x.b === a));
   if (!c || an.headlineKl === null || c.diff.n === 0) {
-    const reach = `${A} reaches at most ${f3(ma.maxKl.mean)} nats of KL, ${B} ${f3(mb.maxKl.mean)}`;
+    const reach = `${A} reaches at most ${f3(ma.reach)} nats of KL, ${B} ${f3(mb.reach)}`;
     return {
       status: 'no-kl',
       comparison: null,
       verdict: {
         criterion: 'reward',
         winner: null,
-        text: `Final reward cannot be compared at matched KL: the methods share no KL budget above the base policy (${reach}; a method whose frontier never rises above the base reaches 0).`,
+        text: `Final reward cannot be compared at matched KL: the methods share no KL budget above 0 (${reach}; a method with no evaluated checkpoint reaches 0).`,
       },
     };
   }
   // Orient the comparison as a − b whichever way it was computed.
   const flip = c.a !== a;
   const ra = flip ? c.bReward : c.aReward, rb = flip ? c.aReward : c.bReward;
-  const d = flip ? { ...c.diff, mean: -c.diff.mean, lo: -c.diff.hi, hi: -c.diff.lo } : c.diff;
-  const how = resamplingText(A, B, ra.n, rb.n, d.prompts, d.tested);
-  const at = `At a matched KL of ${f3(c.kl)} nats (the most that every seed of both methods reaches), `;
+  const d = flip ? { ...c.diff, value: -c.diff.value, lo: -c.diff.hi, hi: -c.diff.lo } : c.diff;
+  const how = resamplingText(A, B, ra.n, rb.n, d.prompts, d.tested) + (an.crossFit ? '; each checkpoint chosen on one half of the prompts and scored on the other' : an.prompts === 0 ? '; the best checkpoint is chosen and scored on the same prompts, so its reward is not corrected for being chosen' : '');
+  const at = `At a KL budget of ${f3(c.kl)} nats (${an.headlineRule}), with each seed's best checkpoint within it, `;
   const grid = gridText(an, c, a, b);
   if (!d.tested) {
     const text =
-      `${at}${A}'s mean held-out gold reward is ${f3(ra.mean)} and ${B}'s is ${f3(rb.mean)} (${how}); ` +
-      `the difference ${A} − ${B} is ${signed(d.mean)}, not tested for significance: no verdict on final reward.${grid}`;
+      `${at}${A}'s mean held-out gold reward is ${f3(ra.value)} and ${B}'s is ${f3(rb.value)} (${how}); ` +
+      `the difference ${A} − ${B} is ${signed(d.value)}, not tested for significance: no verdict on final reward.${grid}`;
     return { status: 'untested', comparison: c, verdict: { criterion: 'reward', winner: null, text } };
   }
-  const head = `${at}${A}'s mean held-out gold reward is ${f3(ra.mean)} ${ci(ra)} and ${B}'s is ${f3(rb.mean)} ${ci(rb)} (${how}); the difference ${A} − ${B} is ${signed(d.mean)} ${signedCi(d)}`;
+  const head = `${at}${A}'s mean held-out gold reward is ${f3(ra.value)} ${ci(ra)} and ${B}'s is ${f3(rb.value)} ${ci(rb)} (${how}); the difference ${A} − ${B} is ${signed(d.value)} ${signedCi(d)}`;
   if (!d.significant) return { status: 'no-difference', comparison: c, verdict: { criterion: 'reward', winner: null, text: `${head}, which includes 0: no significant difference in final reward.${grid}` } };
-  const w = d.mean > 0 ? a : b;
+  const w = d.value > 0 ? a : b;
   return { status: 'difference', comparison: c, verdict: { criterion: 'reward', winner: w, text: `${head}, which excludes 0: ${METHOD_LABELS[w]} wins on final reward.${grid}` } };
 }
 
@@ -132,12 +131,8 @@ function caveat(a: Method, b: Method, nA: number, nB: number, c: Comparison | nu
   const seeds = `${plural(nMin, 'seed')}${nA === nB ? ' per method' : ` of ${METHOD_LABELS[nA < nB ? a : b]}`}`;
   if (c && !c.diff.tested) return ' (With 1 seed and no per-prompt rewards there is no interval at all: run more seeds, or record per-prompt rewards, before reading anything into the reward difference.)';
   if (nMin >= 5) return '';
-  if (c && c.diff.prompts > 0) {
-    return nMin === 1
-      ? ` (With ${seeds}, seed-to-seed variation is not in these intervals; more seeds would show it.)`
-      : ` (With ${seeds} the seed-to-seed part of these intervals rests on few values; more seeds would firm this up.)`;
-  }
-  return ` (With ${seeds} the bootstrap intervals are optimistic; more seeds would firm this up.)`;
+  if (nMin === 1) return ` (With ${seeds}, seed-to-seed variation is not in these intervals; more seeds would show it.)`;
+  return ` (With ${seeds} the seed-to-seed part of these intervals rests on ${plural(nMin - 1, 'degree')} of freedom, which makes them wide; more seeds would narrow them.)`;
 }
 
 function stabilityVerdict(ma: MethodAnalysis, mb: MethodAnalysis, alpha: number): Verdict {
@@ -164,8 +159,8 @@ function stabilityVerdict(ma: MethodAnalysis, mb: MethodAnalysis, alpha: number)
 function costVerdict(ma: MethodAnalysis, mb: MethodAnalysis, costRatio: number): Verdict {
   const one = (m: MethodAnalysis) => {
     const c = m.cost;
-    const pre = c.prerequisiteSeconds > 0 ? ` (${seconds(c.wallSeconds.mean)} per run + ${seconds(c.prerequisiteSeconds)} of ${c.prerequisites.join(', ')})` : '';
-    const gen = Number.isFinite(c.generationShare) ? `, ${(100 * c.generationShare).toFixed(0)}% of it generating` : '';
+    const pre = c.prerequisiteSeconds > 0 ? ` (${seconds(c.wallSeconds.value)} per run + ${seconds(c.prerequisiteSeconds)} of ${c.prerequisites.join(', ')})` : '';
+    const gen = Number.isFinite(c.generationShare) && c.splitConsistent ? `, ${(100 * c.generationShare).toFixed(0)}% of it generating` : '';
     const mem = Number.isFinite(c.peakRssBytes) && c.peakRssBytes > 0 ? `, peak memory ${(c.peakRssBytes / 2 ** 20).toFixed(0)} MiB` : '';
     return `${m.label} ${seconds(c.oneModelSeconds)}${pre}${gen}${mem}`;
   };
@@ -206,6 +201,14 @@ function list(xs: string[]): string {
   return xs.length <= 1 ? (xs[0] ?? '') : `${xs.slice(0, -1).join(', ')} and ${xs.at(-1)}`;
 }
 
+/** "PPO did not improve on the base at any KL ≤ 6.43 nats (…)", or null when it did or could not be tested. */
+export function noImprovementText(m: MethodAnalysis): string | null {
+  const im = m.improvement;
+  if (!im.tested || im.improved) return null;
+  const best = Math.max(...im.gains.map((g) => g.value));
+  return `${m.label} did not improve on the base at any KL ≤ ${kl3(m.reach)} nats (its reach): its reward minus the base's is not significantly above 0 at any of ${plural(im.kls.length, 'budget')} up to there (Holm-corrected; largest gain ${signed(best)}).`;
+}
+
 /** The recommendation for method a vs method b (default DPO vs PPO), from the analysis numbers. */
 export function recommend(an: StudyAnalysis, a: Method = 'dpo', b: Method = 'ppo', opts: RecommendOptions = {}): Recommendation {
   const { costRatio = 1.2, alpha = 0.05 } = opts;
@@ -223,6 +226,9 @@ export function recommend(an: StudyAnalysis, a: Method = 'dpo', b: Method = 'ppo
     cost: costVerdict(ma, mb, costRatio),
     complexity: complexityVerdict(ma, mb),
   };
+  // Whether each method beat the base at all comes before everything else, and cost never stands in for it.
+  const noGain = [ma, mb].map(noImprovementText);
+  const improved = (m: MethodAnalysis) => m.improvement.tested && m.improvement.improved;
   const others = ['stability', 'cost', 'complexity'] as const;
   const wins = (m: Method) => others.filter((k) => verdicts[k].winner === m);
   const label = (m: Method) => METHOD_LABELS[m];
@@ -238,14 +244,19 @@ export function recommend(an: StudyAnalysis, a: Method = 'dpo', b: Method = 'ppo
     if (plus.length) last += `, and it is also ${list(plus)}`;
     if (minus.length) last += `${plus.length ? ', but' : ', although'} it is ${list(minus)}`;
     last += '.';
+  } else if (rv.status === 'no-kl' || rv.status === 'untested') {
+    overall = null;
+    const why = rv.status === 'no-kl' ? 'final reward cannot be compared at matched KL' : 'the difference in final reward could not be tested';
+    last = `Recommendation: none: ${why}, and stability, cost and complexity do not stand in for reward.`;
+  } else if (noGain[0] && noGain[1]) {
+    overall = null;
+    last = `Recommendation: none: neither ${label(a)} nor ${label(b)} improved on the base policy.`;
+  } else if (improved(ma) !== improved(mb) && (noGain[0] || noGain[1])) {
+    overall = improved(ma) ? a : b;
+    last = `Recommendation: With no significant difference in final reward at the headline budget, prefer ${label(overall)}: it improved on the base policy and ${label(overall === a ? b : a)} did not.`;
   } else {
     const wa = wins(a), wb = wins(b);
-    const lead = {
-      'no-kl': 'With final reward not comparable at matched KL',
-      untested: 'With final reward not tested for significance',
-      'no-difference': 'With no significant difference in final reward',
-      difference: '',
-    }[rv.status];
+    const lead = 'With no significant difference in final reward';
     if (wa.length !== wb.length) {
       overall = wa.length > wb.length ? a : b;
       const w = overall === a ? wa : wb;
@@ -260,6 +271,6 @@ export function recommend(an: StudyAnalysis, a: Method = 'dpo', b: Method = 'ppo
   }
   const r = rv.comparison;
   const [nA, nB] = r ? (r.a === a ? [r.diff.nA, r.diff.nB] : [r.diff.nB, r.diff.nA]) : [ma.seeds.length, mb.seeds.length];
-  const paragraph = [...CRITERIA.map((k) => verdicts[k].text), last + caveat(a, b, nA, nB, r)].join(' ');
+  const paragraph = [...noGain.filter((x): x is string => x !== null), ...CRITERIA.map((k) => verdicts[k].text), last + caveat(a, b, nA, nB, r)].join(' ');
   return { a, b, verdicts, overall, paragraph };
 }

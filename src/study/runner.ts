@@ -30,7 +30,7 @@ import { DPO_DEFAULTS } from '../train/losses/dpo.js';
 import { SIMPO_DEFAULTS } from '../train/losses/simpo.js';
 import { PPO_DEFAULTS } from '../train/losses/ppo.js';
 import { GRPO_DEFAULTS } from '../train/losses/grpo.js';
-import { writeReport, type WrittenReport } from '../report/index.js';
+import { writeReport, type WrittenReport } from './publish.js';
 import { openStore } from '../store/db.js';
 import { recordStudyResults } from '../store/studies.js';
 import type { StudyConfig } from './config.js';

@@ -69,6 +69,18 @@ export interface Checkpoint {
    * (paired across methods) as well as seeds. NaN marks a prompt whose reward was not measured.
    */
   promptRewards?: number[];
+  /**
+   * Per-prompt KL estimate log π(y|x) − log π_ref(y|x) of each prompt's continuation, in prompt order (optional):
+   * lets the analysis resample prompts for KL as well as for reward, so KL error is in the intervals.
+   */
+  promptKls?: number[];
+  /** Share of continuations that ended with EOS (optional): a policy that stops ending sentences degenerates. */
+  eosRate?: number;
+  /**
+   * Mean negative log-likelihood per token of the continuations under the study's independent n-gram model
+   * (nats; optional, NaN when no n-gram model was given): fluency that no method trains against.
+   */
+  fluency?: number;
 }
 
 export interface Cost {
@@ -86,8 +98,12 @@ export interface Complexity {
   modelsInMemory: number;
   /** Method-specific hyperparameters a user must choose. */
   hyperparameters: number;
-  /** Non-blank, non-comment lines in the method's loss function. */
+  /** Non-blank, non-comment lines in the method's loss module. */
   lossLines: number;
+  /** The resident models by name (train/footprint.ts), when measured. */
+  models?: string[];
+  /** The loss module the lines were counted in (relative to src/train), when measured. */
+  lossFile?: string;
 }
 
 export interface Sample {
@@ -145,6 +161,11 @@ export interface StudyResults {
   /** Base-policy generations, for the samples section. */
   baseSamples?: Sample[];
   rewardModel?: { heldOutAccuracy: number; n: number };
+  /**
+   * The base policy as a language model, on held-out sentences (nats per word): its own loss and that of the
+   * interpolated n-gram baseline fitted on the same split and vocabulary. Recorded by the base stage.
+   */
+  baseModel?: { heldOutLoss: number; ngramLoss: number };
   prerequisites: Prerequisite[];
   provenance: Provenance;
   runs: Run[];
@@ -221,6 +242,9 @@ const checkpointSchema = z.object({
   wallSeconds: num.optional(),
   tokensProcessed: num.optional(),
   promptRewards: z.array(num).optional(),
+  promptKls: z.array(num).optional(),
+  eosRate: num.optional(),
+  fluency: num.optional(),
 });
 
 const costSchema = z.object({
@@ -236,6 +260,8 @@ const complexitySchema = z.object({
   modelsInMemory: z.number().int().nonnegative(),
   hyperparameters: z.number().int().nonnegative(),
   lossLines: z.number().int().nonnegative(),
+  models: z.array(z.string()).optional(),
+  lossFile: z.string().optional(),
 });
 
 const sampleSchema = z.object({ prompt: z.string(), completion: z.string(), reward: num });
@@ -259,6 +285,7 @@ const headerSchema = z.object({
   base: checkpointSchema,
   baseSamples: z.array(sampleSchema).optional(),
   rewardModel: z.object({ heldOutAccuracy: num, n: z.number().int().nonnegative() }).optional(),
+  baseModel: z.object({ heldOutLoss: num, ngramLoss: num }).optional(),
   prerequisites: z.array(z.object({ name: z.string(), cost: costSchema, usedBy: z.array(z.enum(METHODS)) })),
   provenance: z.object({
     device: z.string(),

@@ -4,7 +4,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { buildReport, reportTitle, writeReport } from '../../src/report/index.js';
+import { reportTitle } from '../../src/report/index.js';
+import { buildStudyReport as buildReport, writeReport } from '../../src/study/publish.js';
 import { escapeHtml, escapeMd } from '../../src/report/escape.js';
 import { inlineSvg } from '../../src/report/render.js';
 import { renderSvg } from '../../src/report/charts.js';
@@ -13,7 +14,7 @@ import { DPO_CX, PPO_CX, dpoVsPpo, promptStudy, syntheticStudy } from '../study/
 
 const CHROMIUM = '/usr/bin/chromium';
 const TABLE_IDS = ['criteria', 'per-method', 'matched-kl', 'stability', 'cost', 'complexity', 'samples', 'provenance'];
-const CHART_IDS = ['frontier', 'matched-kl', 'learning-curves'];
+const CHART_IDS = ['frontier', 'fluency', 'matched-kl', 'learning-curves'];
 const FIXED_NOW = () => new Date('2026-01-02T03:04:05Z');
 
 /** DPO, PPO, PPO-GT, best-of-N and GRPO, with a hostile setting label and hostile sample text. */
@@ -53,10 +54,12 @@ test('markdown report: the criteria table, every section, charts as files, escap
   for (const h of ['## Recommendation', '## Per method', '## Stability', '## Cost', '## Complexity', '## Sample generations', '## Configuration and provenance', '## Resolved configuration']) assert.ok(md.includes(h), h);
   // Table cells come from the analysis: the DPO reward at matched KL with its CI.
   const h = r.analysis.byMethod.dpo!.headline!.reward;
-  assert.ok(md.includes(`${h.mean.toFixed(3)} [${h.lo.toFixed(3)}, ${h.hi.toFixed(3)}] (3 seeds)`));
+  assert.ok(md.includes(`${h.value.toFixed(3)} [${h.lo.toFixed(3)}, ${h.hi.toFixed(3)}] (3 seeds)`));
   // The criteria table says what the interval is over: this synthetic study has no per-prompt rewards.
-  assert.match(md, /^\| Final reward \(at KL 6\.000 nats; 95% CI over 3 seeds\) \| /m);
-  assert.match(md, /95% percentile-bootstrap CIs over 3 seeds \(2000 resamples, each method's seeds resampled independently\); no per-prompt rewards/);
+  assert.match(md, /^\| Final reward \(at KL ≤ 6\.000 nats; 95% CI over 3 seeds\) \| /m);
+  assert.match(md, /95% t intervals over 3 seeds \(Welch–Satterthwaite; variances from 2000 bootstrap resamples of each method's seeds\); no per-prompt rewards/);
+  // The per-method table's interval label agrees with its Seeds column for every method (PPO-GT included).
+  for (const m of ['DPO', 'PPO', 'PPO-GT', 'GRPO']) assert.match(md, new RegExp(`^\\| ${m} \\| \\d+ \\| 3 \\| [\\d.]+ \\| 0\\.\\d{3} \\[[\\d.-]+, [\\d.-]+\\] \\(3 seeds\\)`, 'm'));
   // The study is named "synthetic": the title adds what it compares.
   assert.match(md, /^# synthetic: DPO vs PPO$/m);
   assert.ok(md.includes(r.recommendation!.paragraph.slice(0, 80)));
@@ -162,32 +165,33 @@ test('a study without PPO still renders, and says why there is no recommendation
   assert.equal(r.recommendation, null);
   assert.match(r.markdown, /No recommendation: the study has no runs of PPO/);
   // Without a partner, DPO's KL range alone sets the budget; the PPO column says it did not run.
-  assert.match(r.markdown, /^\| Final reward \(at KL 6\.000 nats\) \| 0\.\d{3} \[0\.\d{3}, 0\.\d{3}\] \(3 seeds\) \| not run \| n\/a \|$/m);
+  assert.match(r.markdown, /^\| Final reward \(at KL ≤ 6\.000 nats\) \| 0\.\d{3} \[0\.\d{3}, 0\.\d{3}\] \(3 seeds\); improved on the base \| not run \| n\/a \|$/m);
 });
 
 test('titles: the study name is not followed by "DPO vs PPO" when it already says so', () => {
-  assert.equal(reportTitle('DPO vs PPO: positive continuations of State of the Union sentences', 'dpo', 'ppo'), 'DPO vs PPO: positive continuations of State of the Union sentences');
-  assert.equal(reportTitle('sentiment study', 'dpo', 'ppo'), 'sentiment study: DPO vs PPO');
-  assert.equal(reportTitle('dpo vs ppo on sotu', 'dpo', 'ppo'), 'dpo vs ppo on sotu');
-  assert.equal(reportTitle('DPO vs PPO: x', 'dpo', 'ppo-gt'), 'DPO vs PPO: x: DPO vs PPO-GT');
-  assert.equal(reportTitle(undefined, 'dpo', 'ppo'), 'DPO vs PPO');
+  assert.equal(reportTitle('DPO vs PPO: positive continuations of State of the Union sentences', 'DPO', 'PPO'), 'DPO vs PPO: positive continuations of State of the Union sentences');
+  assert.equal(reportTitle('sentiment study', 'DPO', 'PPO'), 'sentiment study: DPO vs PPO');
+  assert.equal(reportTitle('dpo vs ppo on sotu', 'DPO', 'PPO'), 'dpo vs ppo on sotu');
+  assert.equal(reportTitle('DPO vs PPO: x', 'DPO', 'PPO-GT'), 'DPO vs PPO: x: DPO vs PPO-GT');
+  assert.equal(reportTitle(undefined, 'DPO', 'PPO'), 'DPO vs PPO');
 });
 
 test('per-prompt rewards: the tables show seeds × prompts; one seed without them shows no interval and no test', async () => {
   const s = promptStudy({ shift: { dpo: 0.2, ppo: 0 }, seedSd: 0.02, rngSeed: 2 });
   const r = await buildReport(s, { now: FIXED_NOW });
   const kl = r.analysis.headlineKl!.toFixed(3);
-  assert.match(r.markdown, new RegExp(`^\\| Final reward \\(at KL ${kl.replace('.', '\\.')} nats; 95% CI over 3 seeds × 64 prompts\\) \\| 0\\.\\d{3} \\[[-\\d.]+, [-\\d.]+\\] \\(3 seeds × 64 prompts\\) \\|`, 'm'));
-  assert.match(r.markdown, /3 seeds and the 64 held-out prompts, both resampled in each of 2000 iterations; the prompt draws are shared by the two methods/);
-  assert.match(r.markdown, /resamples seeds and the 64 held-out prompts \(paired across methods\)/);
+  assert.match(r.markdown, new RegExp(`^\\| Final reward \\(at KL ≤ ${kl.replace('.', '\\.')} nats; 95% CI over 3 seeds × 64 prompts\\) \\| 0\\.\\d{3} \\[[-\\d.]+, [-\\d.]+\\] \\(3 seeds × 64 prompts\\)`, 'm'));
+  assert.match(r.markdown, /3 seeds and the 64 held-out prompts, both resampled in each of 2000 iterations, the variance split into seed, prompt and seed × prompt parts/);
+  assert.match(r.markdown, /chosen on one half of the prompts and scored on the other \(cross-fitting\)/);
+  assert.match(r.markdown, /resamples seeds and the 64 held-out prompts \(paired across methods, KLs included\)/);
 
   const one = dpoVsPpo({ dpoGain: 0.3, ppoGain: 0.6, seeds: [1] });
   const r1 = await buildReport(one, { now: FIXED_NOW });
-  assert.match(r1.markdown, /^\| Final reward \(at KL 6\.000 nats; no CI: 1 seed, no per-prompt rewards\) \| 0\.\d{3} \(1 seed, no interval\) \| 0\.\d{3} \(1 seed, no interval\) \| not tested \|$/m);
+  assert.match(r1.markdown, /^\| Final reward \(at KL ≤ 6\.000 nats; no CI: 1 seed, no per-prompt rewards\) \| 0\.\d{3} \(1 seed, no interval\) \| 0\.\d{3} \(1 seed, no interval\) \| not tested \|$/m);
   // Every grid row of the matched-KL table: no interval, not tested.
   const rows = r1.markdown.split('\n').filter((l) => /^\| \d+\.\d{3} \|/.test(l));
   assert.equal(rows.length, 8);
-  for (const l of rows) assert.match(l, /\(no interval\) \| not tested \|$/);
+  for (const l of rows) assert.match(l, /\(no interval\) \| n\/a \| not tested \|$/);
   assert.match(r1.markdown, /No CIs: with 1 seed per method and no per-prompt rewards there is nothing to resample, so no difference is tested/);
   assert.doesNotMatch(r1.markdown, /yes: PPO|PPO wins/);
 });

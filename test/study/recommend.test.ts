@@ -16,15 +16,17 @@ test('DPO ahead on reward: DPO wins, and the words say so with the numbers', () 
   assert.doesNotMatch(r.paragraph, /use PPO/);
   // The numbers in the text are the analysis numbers.
   const h = an.byMethod.dpo!.headline!.reward;
-  assert.ok(r.paragraph.includes(h.mean.toFixed(3)) && r.paragraph.includes(h.lo.toFixed(3)));
+  assert.ok(r.paragraph.includes(h.value.toFixed(3)) && r.paragraph.includes(h.lo.toFixed(3)));
   // DPO is also cheaper (30 s vs 80 s + 20 s reward model) and simpler in the synthetic data.
   assert.equal(r.verdicts.cost.winner, 'dpo');
   assert.equal(r.verdicts.complexity.winner, 'dpo');
   assert.match(r.paragraph, /also cheaper and simpler/);
-  assert.match(r.paragraph, /3 seeds per method the bootstrap intervals are optimistic/);
+  assert.match(r.paragraph, /With 3 seeds per method the seed-to-seed part of these intervals rests on 2 degrees of freedom/);
   // The grid sentence counts budgets per method, leading with the one ahead, and says what the CIs resampled.
-  assert.match(r.paragraph, /DPO is significantly ahead at 8 of the 8 KL budgets up to that point, PPO at none\./);
-  assert.match(r.paragraph, /95% bootstrap CIs over 3 seeds per method; the checkpoints carry no per-prompt rewards/);
+  assert.match(r.paragraph, /DPO is significantly ahead at 8 of the 8 KL budgets up to that point \(Holm-corrected\), PPO at none\./);
+  assert.match(r.paragraph, /95% t intervals over 3 seeds per method; the checkpoints carry no per-prompt rewards/);
+  assert.match(r.paragraph, /At a KL budget of 6\.000 nats \(fixed in advance as the smaller of the two methods' reaches/);
+  assert.doesNotMatch(r.paragraph, /did not improve on the base/);
   console.log(r.paragraph);
 });
 
@@ -38,7 +40,7 @@ test('the numbers flip → the words flip: PPO ahead on reward, and cheaper', ()
   assert.match(r.paragraph, /PPO wins on final reward/);
   assert.match(r.paragraph, /Recommendation: use PPO: .* also cheaper, but it is more complex\./);
   assert.match(r.paragraph, /difference DPO − PPO is −0\.\d+/);
-  assert.match(r.paragraph, /PPO is significantly ahead at 8 of the 8 KL budgets up to that point, DPO at none\./);
+  assert.match(r.paragraph, /PPO is significantly ahead at 8 of the 8 KL budgets up to that point \(Holm-corrected\), DPO at none\./);
 });
 
 test('no reward difference: says so plainly, and the overall call goes to the side winning more of the rest', () => {
@@ -47,8 +49,10 @@ test('no reward difference: says so plainly, and the overall call goes to the si
   assert.equal(r.verdicts.reward.winner, null);
   assert.match(r.paragraph, /includes 0: no significant difference in final reward/);
   const ahead = an.gridComparisons.filter((c) => c.winner !== null).length;
-  if (ahead === 0) assert.match(r.paragraph, /Neither method is significantly ahead at any of the 8 KL budgets up to that point\./);
-  else assert.match(r.paragraph, /is significantly ahead at \d of the 8 KL budgets up to that point, (DPO|PPO) at (none|\d)\./);
+  const ahead2 = an.gridComparisons.filter((c) => c.holmWinner !== null).length;
+  assert.ok(ahead2 <= ahead, 'Holm never finds more than the unadjusted tests');
+  if (ahead2 === 0) assert.match(r.paragraph, /Neither method is significantly ahead at any of the 8 KL budgets up to that point \(Holm-corrected\)\./);
+  else assert.match(r.paragraph, /is significantly ahead at \d of the 8 KL budgets up to that point \(Holm-corrected\), (DPO|PPO) at (none|\d)\./);
   assert.equal(r.overall, 'dpo'); // cheaper and simpler
   assert.match(r.paragraph, /With no significant difference in final reward, prefer DPO: it is cheaper and simpler/);
   assert.doesNotMatch(r.paragraph, /optimistic/); // 5 seeds
@@ -88,29 +92,52 @@ test('missing method or no shared KL budget: no recommendation rather than a gue
   const r = recommend(analyzeStudy(only));
   assert.equal(r.overall, null);
   assert.match(r.paragraph, /no runs of PPO/);
-  // A PPO whose rewards never beat the base: its frontier is the base point alone, so no KL budget is shared.
-  const flat = dpoVsPpo({ dpoGain: 0.5, ppoGain: -0.3 });
-  const an = analyzeStudy(flat);
-  assert.equal(an.klRange, null);
+  // PPO runs exist but none has an evaluated checkpoint yet: no KL budget is shared, and cost does not decide.
+  const early = dpoVsPpo({ dpoGain: 0.5, ppoGain: 0.5 });
+  for (const run of early.runs) if (run.method === 'ppo') run.checkpoints = [];
+  const an = analyzeStudy(early);
+  assert.equal(an.headlineKl, null);
   const r2 = recommend(an);
   assert.equal(r2.verdicts.reward.winner, null);
+  assert.equal(r2.verdicts.cost.winner, 'dpo'); // cheaper, and still not recommended on that
+  assert.equal(r2.overall, null);
   assert.match(r2.paragraph, /cannot be compared at matched KL/);
-  assert.match(r2.paragraph, /With final reward not comparable at matched KL, prefer DPO/);
+  assert.match(r2.paragraph, /Recommendation: none: final reward cannot be compared at matched KL, and stability, cost and complexity do not stand in for reward\./);
+  assert.doesNotMatch(r2.paragraph, /prefer|use DPO|use PPO/);
+});
+
+test('a method that never beats the base: the verdict says so first, and cost or complexity never replaces it', () => {
+  const flat = dpoVsPpo({ dpoGain: 0.5, ppoGain: -0.3 });
+  const an = analyzeStudy(flat);
+  const r = recommend(an);
+  assert.ok(r.paragraph.startsWith(`PPO did not improve on the base at any KL ≤ ${an.byMethod.ppo!.reach.toFixed(2)} nats`), r.paragraph.slice(0, 120));
+  assert.equal(r.verdicts.reward.winner, 'dpo');
+  assert.equal(r.overall, 'dpo');
+  // Both flat: no recommendation at all, even though DPO is cheaper and simpler.
+  const both = dpoVsPpo({ dpoGain: -0.2, ppoGain: -0.3 });
+  const rb = recommend(analyzeStudy(both));
+  assert.match(rb.paragraph, /^DPO did not improve on the base at any KL ≤ [\d.]+ nats .* PPO did not improve on the base/);
+  assert.equal(rb.overall, null);
+  assert.match(rb.paragraph, /Recommendation: none: neither DPO nor PPO improved on the base policy\./);
 });
 
 test('with per-prompt rewards the paragraph names both levels and the caveat is about seeds only; one seed without them is not tested', () => {
   const an = analyzeStudy(promptStudy({ shift: { dpo: 0.25, ppo: 0 }, seedSd: 0.02, rngSeed: 3 }));
   const r = recommend(an);
-  assert.match(r.verdicts.reward.text, /95% CIs from a two-level bootstrap over 3 seeds per method and the 64 held-out prompts, the prompts paired across methods/);
+  assert.match(r.verdicts.reward.text, /95% CIs from a two-level bootstrap over 3 seeds per method and the 64 held-out prompts, the prompts paired across methods, with a t quantile for the seed-to-seed part; each checkpoint chosen on one half of the prompts and scored on the other/);
   assert.equal(r.verdicts.reward.winner, 'dpo');
-  assert.match(r.paragraph, /With 3 seeds per method the seed-to-seed part of these intervals rests on few values/);
+  assert.match(r.paragraph, /With 3 seeds per method the seed-to-seed part of these intervals rests on 2 degrees of freedom/);
   const flipped = recommend(analyzeStudy(promptStudy({ shift: { dpo: 0, ppo: 0.25 }, seedSd: 0.02, rngSeed: 3 })));
   assert.equal(flipped.verdicts.reward.winner, 'ppo');
   assert.match(flipped.paragraph, /PPO wins on final reward/);
-  // One seed, no per-prompt rewards, a big gap: no test, no winner, and the overall call does not lean on reward.
+});
+
+test('PPO\'s gain twice DPO\'s with one seed and no per-prompt rewards: untested, so no recommendation (never "prefer DPO" on cost)', () => {
   const one = recommend(analyzeStudy(dpoVsPpo({ dpoGain: 0.3, ppoGain: 0.6, seeds: [1] })));
   assert.equal(one.verdicts.reward.winner, null);
+  assert.equal(one.overall, null);
   assert.match(one.paragraph, /not tested for significance: no verdict on final reward\. None of the 8 KL budgets up to that point could be tested either\./);
-  assert.match(one.paragraph, /Recommendation: With final reward not tested for significance, prefer DPO/);
+  assert.match(one.paragraph, /Recommendation: none: the difference in final reward could not be tested/);
+  assert.doesNotMatch(one.paragraph, /prefer DPO|use DPO/);
   assert.match(one.paragraph, /With 1 seed and no per-prompt rewards there is no interval at all/);
 });

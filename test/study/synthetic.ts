@@ -2,7 +2,7 @@
 // Each run's reward follows r(kl) = base + gain·(1 − e^(−kl/2)) + its seed's offset; KL grows linearly with
 // steps at a rate set by the setting. Numbers are made up; the shapes are what the tests rely on.
 
-import { makeRng } from '../../src/study/analysis.js';
+import { makeRng } from '../../src/stats/index.js';
 import type { Checkpoint, Complexity, Method, Run, Setting, StudyResults } from '../../src/study/types.js';
 import { addCheckpoint, finishRun, newRun } from '../../src/study/types.js';
 

@@ -1,0 +1,67 @@
+// What a method costs to run (wall time, tokens, where the time goes, memory, prerequisites) and to
+// understand (models resident, hyperparameters, loss lines — measured by train/footprint.ts when runs record it).
+
+import { bootstrapMean, finite, mean, type BootstrapOptions, type Interval } from '../stats/index.js';
+import type { Complexity, Method, Prerequisite, Run } from './types.js';
+
+export interface CostSummary {
+  method: Method;
+  runs: number;
+  /** Wall time per run, with a bootstrap CI across runs. */
+  wallSeconds: Interval;
+  tokensProcessed: number;
+  tokensPerSecond: number;
+  /** Shares of wall time spent generating, in forward passes, in backward passes (means over runs). */
+  generationShare: number;
+  forwardShare: number;
+  backwardShare: number;
+  /**
+   * False when some run's parts add up to more than its wall time (timers that overlap, or count evaluation
+   * the wall time excludes): the shares are then not a split of the wall time, and the report says so.
+   */
+  splitConsistent: boolean;
+  peakRssBytes: number;
+  /** Seconds of prerequisites this method needs (reward model, preference sampling…), paid once per study. */
+  prerequisiteSeconds: number;
+  prerequisites: string[];
+  /** Cost of one model of this method from scratch: mean run wall time + prerequisites. */
+  oneModelSeconds: number;
+}
+
+export function costSummary(runs: readonly Run[], method: Method, prerequisites: readonly Prerequisite[] = [], opts: { bootstrap?: BootstrapOptions } = {}): CostSummary {
+  const rs = runs.filter((r) => r.method === method && r.status !== 'running');
+  const share = (f: (r: Run) => number) => mean(finite(rs.map((r) => (r.cost.wallSeconds > 0 ? f(r) / r.cost.wallSeconds : NaN))));
+  const pre = prerequisites.filter((p) => p.usedBy.includes(method));
+  const prerequisiteSeconds = pre.reduce((s, p) => s + p.cost.wallSeconds, 0);
+  const wall = bootstrapMean(rs.map((r) => r.cost.wallSeconds), opts.bootstrap);
+  const parts = (r: Run) => r.cost.generationSeconds + r.cost.forwardSeconds + r.cost.backwardSeconds;
+  return {
+    method,
+    runs: rs.length,
+    wallSeconds: wall,
+    tokensProcessed: mean(rs.map((r) => r.cost.tokensProcessed)),
+    tokensPerSecond: mean(finite(rs.map((r) => (r.cost.wallSeconds > 0 ? r.cost.tokensProcessed / r.cost.wallSeconds : NaN)))),
+    generationShare: share((r) => r.cost.generationSeconds),
+    forwardShare: share((r) => r.cost.forwardSeconds),
+    backwardShare: share((r) => r.cost.backwardSeconds),
+    splitConsistent: rs.every((r) => parts(r) <= 1.01 * r.cost.wallSeconds),
+    peakRssBytes: rs.length ? Math.max(...rs.map((r) => r.cost.peakRssBytes)) : NaN,
+    prerequisiteSeconds,
+    prerequisites: pre.map((p) => p.name),
+    oneModelSeconds: wall.value + prerequisiteSeconds,
+  };
+}
+
+export interface ComplexitySummary extends Complexity {
+  method: Method;
+  /** False when runs of the method reported different numbers (the maximum is shown). */
+  consistent: boolean;
+}
+
+export function complexitySummary(runs: readonly Run[], method: Method): ComplexitySummary {
+  const cs = runs.filter((r) => r.method === method).map((r) => r.complexity);
+  const max = (k: 'modelsInMemory' | 'hyperparameters' | 'lossLines') => (cs.length ? Math.max(...cs.map((c) => c[k])) : NaN);
+  const consistent = cs.every((c) => c.modelsInMemory === cs[0]!.modelsInMemory && c.hyperparameters === cs[0]!.hyperparameters && c.lossLines === cs[0]!.lossLines);
+  const first = cs.find((c) => c.models || c.lossFile);
+  return { method, modelsInMemory: max('modelsInMemory'), hyperparameters: max('hyperparameters'), lossLines: max('lossLines'), ...(first?.models ? { models: first.models } : {}), ...(first?.lossFile ? { lossFile: first.lossFile } : {}), consistent };
+}
