@@ -7,6 +7,8 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { analyzeStudy, verdictJson } from '../../src/study/analysis.js';
+import { parseStudy } from '../../src/study/types.js';
 
 const root = mkdtempSync(join(tmpdir(), 'alignlab-study-'));
 const out = join(root, 'out'), cache = join(root, 'cache');
@@ -52,20 +54,41 @@ test('alignlab study --quick: interrupted, resumed, and reported', { timeout: 20
   for (const h of ['Recommendation', 'frontier', 'Stability', 'Cost', 'Complexity', 'Samples']) assert.match(md, new RegExp(h, 'i'), `report.md has ${h}`);
   const html = readFileSync(join(out, 'report.html'), 'utf-8');
   assert.ok(!/<script\b[^>]*\bsrc=|https?:\/\/cdn/i.test(html), 'no external scripts');
-  for (const chart of ['frontier', 'matched-kl', 'learning-curves']) {
+  for (const chart of ['frontier', 'fluency', 'matched-kl', 'learning-curves']) {
     assert.ok(existsSync(join(out, `${chart}.svg`)), `${chart}.svg`);
     assert.ok(existsSync(join(out, `${chart}.vl.json`)), `${chart}.vl.json`);
   }
-  assert.ok((html.match(/<svg\b/g) ?? []).length >= 3, 'three inline SVG charts');
+  assert.ok((html.match(/<svg\b/g) ?? []).length >= 4, 'four inline SVG charts');
   for (const id of ['criteria', 'per-method', 'matched-kl', 'stability', 'cost', 'complexity', 'samples', 'provenance']) assert.match(html, new RegExp(`id="${id}"`), `table ${id}`);
 
-  // Every planned method produced a finished run with checkpoints and a measured cost.
-  const runs = runFiles().map((f) => JSON.parse(readFileSync(join(out, 'runs', f), 'utf-8')) as { method: string; status: string; checkpoints: unknown[]; cost: { wallSeconds: number } });
-  for (const m of ['dpo', 'ppo', 'ppo-gt', 'best-of-n']) assert.ok(runs.some((r) => r.method === m), `a ${m} run`);
-  for (const r of runs) {
-    assert.ok(r.checkpoints.length >= 2, `${r.method} has checkpoints`);
+  // Every planned method produced a FINISHED run (not left 'running') with checkpoints and a measured cost.
+  const study = parseStudy(readFileSync(join(out, 'study.jsonl'), 'utf-8'), 'study.jsonl');
+  assert.ok(study.provenance.finishedAt, 'the study records when it finished');
+  for (const m of ['dpo', 'ppo', 'ppo-gt', 'best-of-n']) assert.ok(study.runs.some((r) => r.method === m && r.status !== 'running'), `a finished ${m} run`);
+  for (const r of study.runs) {
+    assert.notEqual(r.status, 'running', `${r.id} finished`);
+    assert.ok(r.checkpoints.length >= 2, `${r.id} has checkpoints`);
     assert.ok(r.cost.wallSeconds > 0);
+    // Trained policies moved away from the base: their last checkpoint has a positive KL.
+    if (r.method !== 'best-of-n' && r.status === 'ok') assert.ok(r.checkpoints.at(-1)!.kl > 0, `${r.id}: KL ${r.checkpoints.at(-1)!.kl}`);
   }
+  // DPO improves the gold reward over the base at some checkpoint.
+  const best = Math.max(...study.runs.filter((r) => r.method === 'dpo').flatMap((r) => r.checkpoints.map((c) => c.reward)));
+  assert.ok(best > study.base.reward, `DPO's best checkpoint ${best} vs base ${study.base.reward}`);
+
+  // The answer: a numeric DPO − PPO at a shared KL with a finite CI, and the report's headline is the analysis
+  // recomputed from study.jsonl (same numbers in analysis.json and in report.md).
+  const written = JSON.parse(readFileSync(join(out, 'analysis.json'), 'utf-8')) as ReturnType<typeof verdictJson>;
+  const h = written.headline!;
+  assert.ok(h && typeof h.kl === 'number' && h.kl > 0, `a shared KL budget: ${JSON.stringify(h)}`);
+  for (const x of [h.dpo, h.ppo, h.diff, h.ci[0], h.ci[1]]) assert.ok(typeof x === 'number' && Number.isFinite(x), `finite headline numbers: ${JSON.stringify(h)}`);
+  assert.ok(h.ci[0]! <= h.diff! && h.diff! <= h.ci[1]!, 'the CI contains its point estimate');
+  const again = verdictJson(analyzeStudy(study, { compare: [['dpo', 'ppo']] }));
+  assert.deepEqual(written.headline, again.headline);
+  assert.deepEqual(written.rewardModel, again.rewardModel);
+  assert.deepEqual(written.base, again.base);
+  const signed = (x: number) => (x >= 0 ? '+' : '−') + Math.abs(x).toFixed(3);
+  assert.ok(md.includes(`the difference DPO − PPO is ${signed(h.diff!)} [${signed(h.ci[0]!)}, ${signed(h.ci[1]!)}]`), 'report.md states the headline difference and CI');
   // Trained policies are ordinary model directories, ready for `alignlab eval` / `serve` / `export`.
   for (const m of ['dpo', 'ppo', 'ppo-gt']) {
     const dir = readdirSync(join(out, 'models')).find((d) => d.startsWith(`${m}-`));
