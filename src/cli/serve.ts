@@ -3,6 +3,7 @@
 // models trained here. Runs until SIGINT/SIGTERM.
 import { command, integer, parse, positiveInteger, ranged, UsageError } from './args.js';
 import { isLoopback, startOpenAIServer, type OpenAIServer } from '../server/openai-server.js';
+import { serveUntilStopped } from '../server/shutdown.js';
 import type { ServableModel } from '../model/serving.js';
 
 export const cli = () =>
@@ -12,8 +13,8 @@ export const cli = () =>
     .option('--host <host>', 'interface to bind; anything but loopback exposes the model to the network', '127.0.0.1')
     .option('--name <id>', 'model id clients send and /v1/models lists (default: the directory name)')
     .option('--device <device>', 'engine device: wasm | webgpu | cpu')
-    .option('--max-batch <n>', 'rows per generate call', positiveInteger, 8)
-    .option('--max-queue <n>', 'waiting rows before answering 503', positiveInteger, 1024)
+    .option('--max-batch <n>', 'requests decoded together (continuous batching)', positiveInteger, 8)
+    .option('--max-queue <n>', 'waiting requests before answering 429 (Retry-After)', positiveInteger, 1024)
     .option('--api-key-env <var>', 'environment variable holding a key clients must send as a Bearer token')
     .option('--quiet', 'no per-request log lines');
 
@@ -45,7 +46,7 @@ async function loadLM(dir: string, device?: string): Promise<ServableModel> {
   return LM.load(dir, { device });
 }
 
-export async function main(argv: string[], deps: ServeDeps = {}): Promise<void> {
+export async function main(argv: string[], deps: ServeDeps = {}): Promise<number | void> {
   const cmd = cli();
   if (!(await parse(cmd, argv))) return;
   const f = cmd.opts<Flags>();
@@ -68,24 +69,17 @@ export async function main(argv: string[], deps: ServeDeps = {}): Promise<void> 
     apiKey,
     log: f.quiet ? undefined : log,
   });
-  log(`serving ${server.modelName} at ${server.baseUrl} (POST /completions, /chat/completions; GET /models)`);
-  deps.onListening?.(server);
-
-  await new Promise<void>((resolve) => {
-    if (deps.signal) {
-      if (deps.signal.aborted) return resolve();
-      deps.signal.addEventListener('abort', () => resolve(), { once: true });
-      return;
-    }
-    const stop = () => {
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
-      resolve();
-    };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
+  // SIGINT/SIGTERM: stop taking requests, let those in flight finish (a second signal cancels them), exit 130/143.
+  // The "serving" line comes once the handlers are in place.
+  const code = await serveUntilStopped(server, {
+    signal: deps.signal,
+    log,
+    onReady: () => {
+      log(`serving ${server.modelName} at ${server.baseUrl} (POST /completions, /chat/completions; GET /models)`);
+      deps.onListening?.(server);
+    },
   });
-  await server.close();
   (model as { dispose?: () => void }).dispose?.();
   log('server stopped');
+  return code;
 }

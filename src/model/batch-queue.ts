@@ -143,13 +143,16 @@ export class BatchQueue {
   }
 
   /**
-   * Stop taking work: later jobs are refused, waiting ones rejected. With `cancel`, requests decoding now are
-   * dropped too; otherwise they finish. Resolves when the model is idle.
+   * Stop taking work: later jobs are refused (QueueClosedError); jobs already taken, waiting or decoding, finish.
+   * With `cancel` (also on a later call) they are dropped instead: waiting ones at once, decoding ones at the next
+   * step. Resolves when the model is idle.
    */
   async close(opts: { cancel?: boolean } = {}): Promise<void> {
     this.#closed = true;
-    for (const j of this.#queue.splice(0)) j.reject(new QueueClosedError('the server is shutting down'));
-    if (opts.cancel) this.#cancelActive = true;
+    if (opts.cancel) {
+      this.#cancelActive = true;
+      for (const j of this.#queue.splice(0)) j.reject(new QueueClosedError('cancelled: the server is shutting down'));
+    }
     while (this.#running) await new Promise((r) => setTimeout(r, 5));
   }
 
@@ -225,7 +228,7 @@ export class BatchQueue {
       this.#batch?.cancel(j.req);
       this.#active.delete(j);
       this.stats.dropped++;
-      j.reject(new Error(this.#cancelActive ? 'cancelled: the server is shutting down' : 'client went away'));
+      j.reject(this.#cancelActive ? new QueueClosedError('cancelled: the server is shutting down') : new Error('client went away'));
     }
     for (let i = 0; i < this.#queue.length; ) {
       const j = this.#queue[i]!;

@@ -109,6 +109,7 @@ export async function startOpenAIServer(model: ServableModel, opts: OpenAIServer
     });
   });
   const port = (server.address() as AddressInfo).port;
+  let closing: Promise<void> | null = null;
   const hostInUrl = host.includes(':') ? `[${host}]` : host;
   const url = `http://${hostInUrl}:${port}`;
   return {
@@ -118,14 +119,19 @@ export async function startOpenAIServer(model: ServableModel, opts: OpenAIServer
     port,
     modelName,
     queue,
-    close: async (o: { cancel?: boolean } = {}) => {
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeIdleConnections();
-      await queue.close(o);
-      // Responses of finished requests are flushed before the sockets go.
-      await new Promise((r) => setImmediate(r));
-      server.closeAllConnections();
-      await closed;
+    close: (o: { cancel?: boolean } = {}) => {
+      // A second call (a second Ctrl-C) may ask to cancel what the first one lets finish.
+      if (closing) return o.cancel ? queue.close(o).then(() => closing!) : closing;
+      closing = (async () => {
+        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        server.closeIdleConnections();
+        await queue.close(o);
+        // Responses of finished requests are flushed before the sockets go.
+        await new Promise((r) => setImmediate(r));
+        server.closeAllConnections();
+        await closed;
+      })();
+      return closing;
     },
   };
 }
