@@ -355,6 +355,9 @@ export function parseStudy(text: string, file = '<study>'): StudyResults {
     if (prev !== undefined) throw new Error(`${file}:${i + 1}: field id: duplicate run id "${run.id}" (first on line ${prev})`);
     seen.set(run.id, i + 1);
     run.checkpoints.forEach((c, j) => {
+      // Per-prompt KLs pair with the per-prompt rewards of the same checkpoint.
+      if (c.promptKls && c.promptRewards && c.promptKls.length !== c.promptRewards.length)
+        throw new Error(`${file}:${i + 1}: field checkpoints[${j}].promptKls: ${c.promptKls.length} per-prompt KLs for ${c.promptRewards.length} prompt rewards`);
       if (!c.promptRewards) return;
       prompts ??= { n: c.promptRewards.length, where: `line ${i + 1}` };
       if (c.promptRewards.length !== prompts.n)

@@ -79,3 +79,20 @@ test('per-prompt rewards: round trip with NaN, a bad entry named by index, count
   short[5] = JSON.stringify(run);
   assert.throws(() => parseStudy(short.join('\n'), 'study.jsonl'), /study\.jsonl:6: field checkpoints\[4\]\.promptRewards: 2 prompt rewards, but line 1 \(base\) has 3; every checkpoint must be evaluated on the same held-out prompts/);
 });
+
+test('per-prompt KLs, EOS rate and fluency round-trip; KLs that do not pair with the rewards are rejected with file, line and field', () => {
+  const s = dpoVsPpo({ dpoGain: 0.5, ppoGain: 0.4 });
+  for (const r of s.runs) for (const c of r.checkpoints) Object.assign(c, { promptRewards: [0.5, 0.25], promptKls: [1.5, NaN], eosRate: 0.75, fluency: NaN });
+  s.baseModel = { heldOutLoss: 4.0, ngramLoss: 4.12 };
+  const back = parseStudy(serializeStudy(s), 'study.jsonl');
+  const c = back.runs[1]!.checkpoints[2]!;
+  assert.equal(c.promptKls![0], 1.5);
+  assert.ok(Number.isNaN(c.promptKls![1]!) && Number.isNaN(c.fluency!));
+  assert.equal(c.eosRate, 0.75);
+  assert.deepEqual(back.baseModel, { heldOutLoss: 4.0, ngramLoss: 4.12 });
+  const lines = serializeStudy(s).split('\n');
+  const run = JSON.parse(lines[3]!);
+  run.checkpoints[2].promptKls = [1];
+  lines[3] = JSON.stringify(run);
+  assert.throws(() => parseStudy(lines.join('\n'), 'study.jsonl'), /^Error: study\.jsonl:4: field checkpoints\[2\]\.promptKls: 1 per-prompt KLs for 2 prompt rewards$/);
+});
