@@ -168,7 +168,11 @@ async function measure(srv: ServerHandle, name: string, concurrency: number, wor
     meanLatencyMs: latencies ? mean(latencies) : NaN,
     overheadShare: (clientSum - serverSum) / clientSum,
     busyShare: (stats.busyMs - stats0.busyMs) / wallMs,
-    meanBatch: (stats.rows - stats0.rows) / Math.max(1, stats.batches - stats0.batches),
+    // Continuous batching (a steppable model) counts rows per decode step; other models rows per generate call.
+    meanBatch:
+      stats.steps > stats0.steps
+        ? (stats.rowSteps - stats0.rowSteps) / (stats.steps - stats0.steps)
+        : (stats.rows - stats0.rows) / Math.max(1, stats.batches - stats0.batches),
     meanCompletionTokens: mean(served.map((r) => r.completionTokens)),
   };
 }
