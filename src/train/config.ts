@@ -85,7 +85,7 @@ const commonShape = {
   max_steps: posInt.nullable().default(null).describe('Length of the run: optimizer updates (sft, rm, dpo) or iterations, each a rollout and its updates (ppo, grpo, rloo); null = num_train_epochs over the data.'),
   num_train_epochs: z.number().positive().default(3).describe('TrainingArguments.num_train_epochs (3); used only when max_steps is null.'),
   per_device_train_batch_size: posInt.default(8).describe('TrainingArguments.per_device_train_batch_size (8): rows per micro-batch (ppo: × gradient_accumulation_steps × num_mini_batches completions per rollout; grpo/rloo: × gradient_accumulation_steps completions per rollout).'),
-  per_device_eval_batch_size: posInt.default(8).describe('TrainingArguments.per_device_eval_batch_size (8); not read yet: offline eval batches have per_device_train_batch_size rows.'),
+  per_device_eval_batch_size: posInt.nullable().default(null).describe('TrainingArguments.per_device_eval_batch_size (HF 8): rows per eval batch of sft, rm and dpo (the eval set is cut to whole batches); null = per_device_train_batch_size.'),
   gradient_accumulation_steps: posInt.default(1).describe('TrainingArguments.gradient_accumulation_steps (1): micro-batches per update.'),
   learning_rate: z.number().positive().nullable().default(null).describe("Peak learning rate; null = the trainer's TRL default (LEARNING_RATE_DEFAULTS)."),
   lr_scheduler_type: z.enum(['constant', 'cosine', 'linear']).default('linear').describe("TrainingArguments.lr_scheduler_type ('linear')."),
@@ -120,7 +120,7 @@ const SftSchema = z
 const RmSchema = z
   .object({
     center_rewards_coefficient: z.number().min(0).nullable().default(null).describe('TRL RewardConfig.center_rewards_coefficient (None); Eisenstein et al. 2023 recommend 0.01.'),
-    use_margin_column: z.boolean().default(true).describe('Read a per-pair `margin` column when present (Llama 2, Touvron et al. 2023, eq. 2; TRL does too). Not applied yet: the trainer warns and ignores the column.'),
+    use_margin_column: z.boolean().default(true).describe('When the rows have a `margin` column, subtract it inside the loss: −log σ(r_c − r_r − m) (Llama 2, Touvron et al. 2023, eq. 2; TRL does too); rows without one get 0. false ignores the column.'),
   })
   .strict();
 
@@ -134,7 +134,6 @@ const DpoSchema = z
     simpo_gamma: z.number().min(0).default(SIMPO_DEFAULTS.gamma).describe('SimPO target margin γ (TRL CPOConfig.simpo_gamma; default from SIMPO_DEFAULTS).'),
     max_prompt_length: posInt.default(512).describe('TRL DPOConfig.max_prompt_length (512): longer prompts keep their end.'),
     ref_model: path.nullable().default(null).describe("Reference model directory; null = the initial policy (TRL's default ref_model=None)."),
-    precompute_ref_log_probs: z.boolean().default(true).describe('Reference log-probs computed once before training (TRL precompute_ref_log_probs; ours defaults on: the ref is frozen). The trainer always precomputes; false gives the same numbers.'),
   })
   .strict();
 
@@ -420,6 +419,10 @@ export function loadResolvedConfig<A extends Algorithm>(runDir: string, algorith
   if (raw.algorithm !== algorithm)
     throw new ConfigFileError(file, null, 'algorithm', `is "${String(raw.algorithm)}": this run was trained with \`alignlab train ${String(raw.algorithm)}\`, not ${algorithm}`);
   const { source, ...rest } = raw;
+  // Keys of earlier versions that no longer exist: `dpo.precompute_ref_log_probs` (the reference's log-probs are
+  // always precomputed; the key changed nothing). Dropped so that runs recorded with them still resume.
+  const dpo = rest.dpo as Record<string, unknown> | undefined;
+  if (dpo && 'precompute_ref_log_probs' in dpo) delete dpo.precompute_ref_log_probs;
   const r = configSchema(algorithm).safeParse(rest);
   if (!r.success) {
     const issue = r.error.issues[0]!;

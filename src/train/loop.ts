@@ -3,28 +3,29 @@
 // checkpoints with exact resume, a progress bar, and a guard that stops on a NaN/Inf loss.
 //
 // It knows nothing about models: params are any pytree of float32 arrays and the algorithm is a
-// `lossFn(params, batch, frozen) -> [loss, metrics]`. SFT, reward modelling and DPO plug in a loss;
+// `lossFn(params, batch) -> [loss, metrics]`. SFT, reward modelling and DPO plug in a loss;
 // the pieces (makeTrainStep, RunLog, checkpoints) are exported for loops that need their own shape (PPO).
 //
 // Ownership (shared/ENGINE.md §1): `train` takes ownership of `params` and returns the trained
-// ones (the caller then owns them). Batches from the data source are consumed. `frozen` (e.g. a
-// reference model) is only borrowed. Callbacks (`evalFn`, `onStep`, `data.next`) borrow params and
-// must not consume them: pass `tree.ref(params)` to anything that consumes.
+// ones (the caller then owns them). Batches from the data source are consumed (a frozen reference
+// reaches the loss through its batches: DPO precomputes its log-probs, the online trainers score rollouts
+// with it). Callbacks (`evalFn`, `onStep`, `data.next`) borrow params and must not consume them: pass
+// `keep(params)` to anything that consumes.
 
 import { mkdirSync, existsSync, readFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
-import { np, jit, valueAndGrad, tree, Rng, free, type Arr } from '../engine/index.js';
+import { np, compile, valueAndGrad, tree, Rng, free, keep, type Arr } from '../engine/index.js';
 import { openStore, type DB } from '../store/db.js';
 import { finishRun, logMetrics, startRun, truncateMetrics, type RunStatus } from '../store/runs.js';
 import { appendJsonl, writeJsonl, readJsonlSync } from '../formats/jsonl.js';
-import { adamw, addTrees, clipByGlobalNorm, scaleTree, type AdamWOptions, type Optimizer, type Tree } from './optim.js';
+import { adamw, addTrees, clipByGlobalNorm, scaleTree, type AdamWOptions, type AdamWState, type Optimizer, type Tree } from './optim.js';
 import { makeSchedule, type ScheduleKind } from './schedule.js';
 import { latestCheckpoint, loadCheckpoint, pruneCheckpoints, readTrainerState, saveCheckpoint } from './checkpoint.js';
 import { ProgressBar, formatNumber } from './progress.js';
 import type { Batch, DataSource, StepContext } from '../data/source.js';
 
 /** A loss over params and one micro-batch: a scalar loss and named scalar metrics (TRL names). */
-export type LossFn<P, B, F> = (params: P, batch: B, frozen: F) => readonly [Arr, Record<string, Arr>];
+export type LossFn<P, B> = (params: P, batch: B) => readonly [Arr, Record<string, Arr>];
 
 // The data-source interfaces live with the data (data/source.ts); re-exported for the loop's users.
 export type { Batch, DataSource, StepContext } from '../data/source.js';
@@ -40,15 +41,13 @@ export interface StepInfo<P> {
   rng: Rng;
 }
 
-export interface TrainOptions<P, B, F = Record<string, never>> {
+export interface TrainOptions<P, B> {
   runDir: string;
   params: P;
-  lossFn: LossFn<P, B, F>;
+  lossFn: LossFn<P, B>;
   data: DataSource<B, P>;
   /** Total number of optimizer updates of the run (a resumed run stops at the same total). */
   steps: number;
-  /** Arrays the loss reads but does not train (reference model, constants). Borrowed. */
-  frozen?: F;
   /** Micro-batches per update; their gradients are averaged. Default 1. */
   gradAccum?: number;
   optimizer?: AdamWOptions;
@@ -137,13 +136,24 @@ export interface TrainStepResult<P, S> {
   metrics: Record<string, number>;
 }
 
-export interface TrainStep<P, B, F, S> {
+export interface TrainStep<P, B, S> {
   /**
-   * One optimizer update over `batches` (length gradAccum). Consumes params, optState and batches;
-   * borrows frozen. Reads the loss (one sync per micro-batch) and returns host numbers.
+   * One optimizer update over `batches` (length gradAccum). Consumes params, optState and batches.
+   * Reads the loss (one sync per micro-batch) and returns host numbers.
    */
-  step(params: P, optState: S, batches: B[], frozen: F, lr: number, t: number): Promise<TrainStepResult<P, S>>;
+  step(params: P, optState: S, batches: B[], lr: number, t: number): Promise<TrainStepResult<P, S>>;
   dispose(): void;
+}
+
+/**
+ * valueAndGrad of a loss with aux metrics, typed: ([loss, metrics], grads of params). jax-js types the result
+ * loosely (its trees are `JsTree<Array>`), so this is the one place that says what comes back.
+ */
+function lossWithGrad<P, B>(lossFn: LossFn<P, B>): (params: P, batch: B) => [[Arr, Record<string, Arr>], Tree] {
+  return (params, batch) => {
+    const vg = valueAndGrad((p: P) => lossFn(p, batch) as [Arr, Record<string, Arr>], { hasAux: true }) as unknown as (p: P) => [[Arr, Record<string, Arr>], Tree];
+    return vg(params);
+  };
 }
 
 function stackStats(loss: Arr, metrics: Record<string, Arr>, names: string[], extra: Arr[] = []): Arr {
@@ -161,58 +171,52 @@ function stackStats(loss: Arr, metrics: Record<string, Arr>, names: string[], ex
  * gradAccum > 1: a micro-step program that adds this batch's gradients into an accumulator (jitted
  * add, fused with the backward pass) and an update program that averages, clips and applies AdamW.
  */
-export function makeTrainStep<P, B, F>(o: {
-  lossFn: LossFn<P, B, F>;
+export function makeTrainStep<P, B>(o: {
+  lossFn: LossFn<P, B>;
   optimizer: Optimizer;
   maxGradNorm: number | null;
   gradAccum: number;
-}): TrainStep<P, B, F, Tree> {
+}): TrainStep<P, B, AdamWState> {
   const { lossFn, optimizer, maxGradNorm, gradAccum: A } = o;
   if (!Number.isInteger(A) || A < 1) throw new Error(`gradAccum must be a positive integer, got ${A}`);
   const names: string[] = []; // metric names, filled in when the step is traced
-  const lossAndGrad = (params: P, batch: B, frozen: F) =>
-    valueAndGrad((p: P) => lossFn(p, batch, frozen) as never, { hasAux: true })(params as never) as unknown as [
-      [Arr, Record<string, Arr>],
-      Tree,
-    ];
+  const lossAndGrad = lossWithGrad(lossFn);
 
-  const fused = jit(((params: P, opt: Tree, batch: B, frozen: F, lr: Arr, t: Arr) => {
-    const [[loss, metrics], grads] = lossAndGrad(tree.ref(params as never) as P, batch, frozen);
+  const fused = compile((params: P, opt: AdamWState, batch: B, lr: Arr, t: Arr): [P, AdamWState, Arr] => {
+    const [[loss, metrics], grads] = lossAndGrad(keep(params), batch);
     const [clipped, gnorm] = clipByGlobalNorm(grads, maxGradNorm);
-    const [p2, o2] = optimizer.update(clipped, opt as never, params, lr, t);
-    return [p2, o2, stackStats(loss, metrics, names, [gnorm])];
-  }) as never) as unknown as ((...a: unknown[]) => [P, Tree, Arr]) & { dispose(): void };
+    const [p2, o2] = optimizer.update(clipped, opt, params, lr, t);
+    return [p2 as P, o2, stackStats(loss, metrics, names, [gnorm])];
+  });
 
-  const micro = jit(((params: P, acc: Tree, batch: B, frozen: F) => {
-    const [[loss, metrics], grads] = lossAndGrad(params, batch, frozen);
+  const micro = compile((params: P, acc: Tree, batch: B): [Tree, Arr] => {
+    const [[loss, metrics], grads] = lossAndGrad(params, batch);
     return [addTrees(acc, grads), stackStats(loss, metrics, names)];
-  }) as never) as unknown as ((...a: unknown[]) => [Tree, Arr]) & { dispose(): void };
+  });
 
-  const apply = jit(((params: P, opt: Tree, acc: Tree, lr: Arr, t: Arr) => {
+  const apply = compile((params: P, opt: AdamWState, acc: Tree, lr: Arr, t: Arr): [P, AdamWState, Arr] => {
     const [clipped, gnorm] = clipByGlobalNorm(scaleTree(acc, 1 / A), maxGradNorm);
-    const [p2, o2] = optimizer.update(clipped, opt as never, params, lr, t);
-    return [p2, o2, gnorm];
-  }) as never) as unknown as ((...a: unknown[]) => [P, Tree, Arr]) & { dispose(): void };
+    const [p2, o2] = optimizer.update(clipped, opt, params, lr, t);
+    return [p2 as P, o2, gnorm];
+  });
 
   const scalar = (x: number) => np.array(x);
 
   return {
-    async step(params, optState, batches, frozen, lr, t) {
+    async step(params, optState, batches, lr, t) {
       if (batches.length !== A) throw new Error(`train step: expected ${A} micro-batches, got ${batches.length}`);
-      const fz = tree.ref((frozen ?? {}) as never) as F;
       if (A === 1) {
-        const [p2, o2, stats] = fused(params, optState, batches[0], fz, scalar(lr), scalar(t));
+        const [p2, o2, stats] = fused(params, optState, batches[0]!, scalar(lr), scalar(t));
         const s = await stats.data(); // the one sync of this step
         const metrics: Record<string, number> = {};
         names.forEach((k, i) => (metrics[k] = s[2 + i] as number));
         return { params: p2, optState: o2, loss: s[0] as number, gradNorm: s[1] as number, metrics };
       }
-      free(fz);
       let acc = tree.map((x: Arr) => np.zeros(x.shape, { dtype: x.dtype }), params as never) as Tree;
       const sums: number[] = [];
       for (const b of batches) {
         let stats: Arr;
-        [acc, stats] = micro(tree.ref(params as never), acc, b, tree.ref((frozen ?? {}) as never));
+        [acc, stats] = micro(keep(params), acc, b);
         const s = await stats.data(); // sync per micro-batch: pending work must not pile up
         for (let i = 0; i < s.length; i++) sums[i] = (sums[i] ?? 0) + (s[i] as number);
       }
@@ -271,7 +275,7 @@ function peakRssMB(): number {
 
 // ---- the loop -----------------------------------------------------------------------------------
 
-export async function train<P, B, F = Record<string, never>>(o: TrainOptions<P, B, F>): Promise<{ params: P; summary: TrainSummary }> {
+export async function train<P, B>(o: TrainOptions<P, B>): Promise<{ params: P; summary: TrainSummary }> {
   const runDir = resolve(o.runDir);
   const runId = o.runId ?? basename(runDir);
   const A = o.gradAccum ?? 1;
@@ -296,7 +300,7 @@ export async function train<P, B, F = Record<string, never>>(o: TrainOptions<P, 
 
   // Start fresh or restore everything a checkpoint holds.
   let params = o.params;
-  let optState: Tree;
+  let optState: AdamWState;
   let rng = new Rng(o.seed ?? 0);
   let startStep = 0;
   let totalTokens = 0;
@@ -311,7 +315,7 @@ export async function train<P, B, F = Record<string, never>>(o: TrainOptions<P, 
     const loaded = loadCheckpoint(ck.dir, params, { m: params, v: params });
     free(params);
     params = loaded.params as P;
-    optState = loaded.optState;
+    optState = loaded.optState as AdamWState; // restored from the { m, v } template above
     startStep = loaded.state.step;
     rng = Rng.fromState(loaded.state.rng);
     o.data.restore(loaded.state.data);
@@ -327,7 +331,7 @@ export async function train<P, B, F = Record<string, never>>(o: TrainOptions<P, 
     log.truncateAfter(0);
   }
 
-  const trainStep = makeTrainStep<P, B, F>({ lossFn: o.lossFn, optimizer, maxGradNorm, gradAccum: A });
+  const trainStep = makeTrainStep<P, B>({ lossFn: o.lossFn, optimizer, maxGradNorm, gradAccum: A });
   const bar = new ProgressBar({ total: steps, start: startStep, enabled: o.progress ?? 'auto', label: o.kind ?? 'train' });
   // Messages go above the progress bar, or to stderr when there is none (not a terminal).
   const say = o.log ?? ((l: string) => (bar.enabled ? bar.log(l) : process.stderr.write(l + '\n')));
@@ -337,7 +341,6 @@ export async function train<P, B, F = Record<string, never>>(o: TrainOptions<P, 
   let step = startStep;
   let status: RunStatus = 'completed';
   let finalMetrics: Record<string, number> = {};
-  const frozen = (o.frozen ?? {}) as F;
 
   const checkpoint = async () => {
     lastCheckpoint = await saveCheckpoint(runDir, params, optState, { step, rng: rng.state(), data: o.data.state(), tokens: totalTokens });
@@ -355,7 +358,7 @@ export async function train<P, B, F = Record<string, never>>(o: TrainOptions<P, 
         totalTokens += b.tokens;
       }
       const lr = schedule(step);
-      const r = await trainStep.step(params, optState, batches, frozen, lr, step + 1);
+      const r = await trainStep.step(params, optState, batches, lr, step + 1);
       params = r.params;
       optState = r.optState;
       step++;
@@ -448,22 +451,21 @@ function assertAlive(params: unknown, who: string): void {
  * (no gradients). `batches()` must yield fresh device batches each call (they are consumed); each
  * batch counts equally. Returns `{ loss, ...metrics }` (the loop prefixes `eval_`). Call `dispose`.
  */
-export function lossEvaluator<P, B, F>(
-  lossFn: LossFn<P, B, F>,
+export function lossEvaluator<P, B>(
+  lossFn: LossFn<P, B>,
   batches: () => Iterable<Batch<B>>,
-  frozen?: F,
 ): { evalFn: (params: P) => Promise<Record<string, number>>; dispose: () => void } {
   const names: string[] = [];
-  const fwd = jit(((params: P, batch: B, fz: F) => {
-    const [loss, metrics] = lossFn(params, batch, fz);
+  const fwd = compile((params: P, batch: B): Arr => {
+    const [loss, metrics] = lossFn(params, batch);
     return stackStats(loss, metrics, names);
-  }) as never) as unknown as ((...a: unknown[]) => Arr) & { dispose(): void };
+  });
   return {
     async evalFn(params) {
       const sums: number[] = [];
       let n = 0;
       for (const b of batches()) {
-        const s = await fwd(tree.ref(params as never), b.batch, tree.ref((frozen ?? {}) as never)).data();
+        const s = await fwd(keep(params), b.batch).data();
         for (let i = 0; i < s.length; i++) sums[i] = (sums[i] ?? 0) + (s[i] as number);
         n++;
       }

@@ -165,6 +165,7 @@ function offlineLoop<P>(c: TrainConfig, steps: number, T: number, padId: number,
   return {
     ...loopOptions(c, steps),
     batchSize: c.per_device_train_batch_size,
+    evalBatchSize: c.per_device_eval_batch_size ?? c.per_device_train_batch_size,
     T,
     padId,
     resume: o.resume,
@@ -183,9 +184,10 @@ function needRows(c: TrainConfig, n: number, what: string, file: string): void {
 }
 
 function needEvalRows(c: TrainConfig, n: number, file: string): void {
-  const bs = c.per_device_train_batch_size;
+  const bs = c.per_device_eval_batch_size ?? c.per_device_train_batch_size;
+  const key = c.per_device_eval_batch_size !== null ? 'per_device_eval_batch_size' : 'per_device_train_batch_size';
   if (n < bs)
-    throw configError(c, `the eval set (${file}) has ${n} rows, fewer than one batch of ${bs} (per_device_train_batch_size): add rows, raise data.eval_fraction, or set data.eval_fraction: 0`);
+    throw configError(c, `the eval set (${file}) has ${n} rows, fewer than one batch of ${bs} (${key}): add rows, lower per_device_eval_batch_size, raise data.eval_fraction, or set data.eval_fraction: 0`);
 }
 
 function finalDirOf(c: TrainConfig): string {
@@ -252,9 +254,9 @@ async function runSft(c: TrainConfig<'sft'>, m: TrainModel, enc: Encoder, o: Run
 async function runRm(c: TrainConfig<'rm'>, m: TrainModel, enc: Encoder, o: RunOptions, log: (l: string) => void): Promise<RunResult> {
   const ds = await loadSplit<PreferenceExample>(c, 'preference');
   const cap = Math.min(c.max_length, m.cfg.maxPositions);
-  if (c.rm.use_margin_column && ds.train.rows.some((r) => r.margin !== undefined))
-    log(`rm: warning: ${c.data.train} has a "margin" column, but the reward-model trainer does not take per-pair margins yet; it is ignored`);
-  const tok = (d: typeof ds.train) => tokenizePairs(d, enc, { maxLength: cap, maxPromptLength: cap - 1 });
+  // Each pair keeps its `margin` column (Llama 2 eq. 2), used by the loss when rm.use_margin_column is on.
+  const tok = (d: typeof ds.train) => tokenizePairs(d, enc, { maxLength: cap, maxPromptLength: cap - 1 }).map((p, i) => ({ ...p, margin: d.rows[i]!.margin }));
+  const useMargins = c.rm.use_margin_column && [ds.train, ds.eval].some((d) => d?.rows.some((r) => r.margin !== undefined));
   const train = tok(ds.train);
   const evalRows = ds.eval ? tok(ds.eval) : [];
   needRows(c, train.length, 'the training set', c.data.train);
@@ -262,13 +264,14 @@ async function runRm(c: TrainConfig<'rm'>, m: TrainModel, enc: Encoder, o: RunOp
   const T = staticLength([...train, ...evalRows].flatMap((p) => [p.prompt.length + p.chosen.length, p.prompt.length + p.rejected.length]), cap);
   const steps = resolveSteps(c, train.length);
   await enc.start();
-  log(`rm: ${train.length} training pairs, ${evalRows.length} eval pairs, T=${T}, ${steps} steps`);
+  log(`rm: ${train.length} training pairs, ${evalRows.length} eval pairs, T=${T}, ${steps} steps${useMargins ? ', per-pair margins' : ''}`);
   const h = initHead(m.cfg, c.seed + 1);
   const model: ScalarModel = { trunk: toDevice(m.params) as Params, head: { w: np.array(h.w.data, { shape: h.w.shape }), b: np.array(h.b.data, { shape: h.b.shape }) } };
   const { params: out, summary } = await trainRewardModel({
     ...offlineLoop<ScalarModel>(c, steps, T, padIdOf(m.cfg, m.tokenizer), o),
     cfg: m.cfg, model, train, eval: evalRows,
     centerRewardsCoefficient: c.rm.center_rewards_coefficient ?? undefined,
+    useMargins,
   });
   let finalDir: string | null = null;
   try {

@@ -94,7 +94,7 @@ const base = (dir: string, db: string) => ({
 test('trains a tiny MLP: loss falls, metrics go to JSONL and SQLite, param refCounts stay 1', async () => {
   const dir = tmp(), dbPath = join(dir, 'db.sqlite');
   const all = dataset(144, 1), items = all.slice(0, 96), evalItems = all.slice(96); // same teacher
-  const ev = lossEvaluator<Params, MB, Record<string, never>>(lossFn, () => [collate(evalItems.slice(0, 24)), collate(evalItems.slice(24))]);
+  const ev = lossEvaluator<Params, MB>(lossFn, () => [collate(evalItems.slice(0, 24)), collate(evalItems.slice(24))]);
   const refCounts: number[] = [];
   const STEPS = 60;
   const { params, summary } = await train<Params, MB>({
@@ -147,7 +147,7 @@ test('resume after a crash continues exactly: metrics and final params equal an 
   const STEPS = 12;
   const common = { steps: STEPS, gradAccum: 2, checkpointEvery: 3, evalEvery: 4 };
   const evalItems = dataset(16, 12);
-  const mkEval = () => lossEvaluator<Params, MB, Record<string, never>>(lossFn, () => [collate(evalItems)]);
+  const mkEval = () => lossEvaluator<Params, MB>(lossFn, () => [collate(evalItems)]);
 
   const dA = tmp();
   const evA = mkEval();

@@ -16,8 +16,10 @@ import { tokenLogprobs } from '../../model/logprobs.js';
 import { lossEvaluator, train, type Batch, type TrainOptions, type TrainSummary } from '../loop.js';
 
 /** What every offline trainer takes besides its data: the loop's options minus the pieces it builds. */
-export type LoopOptions<P> = Omit<TrainOptions<P, never, never>, 'params' | 'lossFn' | 'data' | 'frozen' | 'evalFn'> & {
+export type LoopOptions<P> = Omit<TrainOptions<P, never>, 'params' | 'lossFn' | 'data' | 'evalFn'> & {
   batchSize: number;
+  /** Rows per eval batch (TRL `per_device_eval_batch_size`); default `batchSize`. */
+  evalBatchSize?: number;
   /** Sequence length every batch is padded to (static shapes: one compiled step). */
   T: number;
   padId: number;
@@ -29,23 +31,25 @@ type LmDevice = ReturnType<typeof lmBatchToDevice>;
 
 const tokensOf = (b: LmBatch) => b.lengths.reduce((a, n) => a + n, 0);
 
-/** Fixed eval batches (rebuilt per call: the loop's evaluator consumes them). */
-function evalBatches<E, B>(items: E[], batchSize: number, collate: (xs: E[]) => Batch<B>): () => Iterable<Batch<B>> {
+/** Fixed eval batches of `evalBatchSize` rows (rebuilt per call: the loop's evaluator consumes them); null without items. */
+function evalBatches<E, B>(o: { batchSize: number; evalBatchSize?: number }, items: E[] | undefined, collate: (xs: E[], rows: number) => Batch<B>): (() => Iterable<Batch<B>>) | null {
+  if (!items?.length) return null;
+  const n = o.evalBatchSize ?? o.batchSize;
   return function* () {
-    for (let i = 0; i + batchSize <= items.length; i += batchSize) yield collate(items.slice(i, i + batchSize));
+    for (let i = 0; i + n <= items.length; i += n) yield collate(items.slice(i, i + n), n);
   };
 }
 
-async function withEval<P, B, F>(
-  o: LoopOptions<P>, params: P, lossFn: TrainOptions<P, B, F>['lossFn'], data: TrainOptions<P, B, F>['data'], frozen: F | undefined,
+async function withEval<P, B>(
+  o: LoopOptions<P>, params: P, lossFn: TrainOptions<P, B>['lossFn'], data: TrainOptions<P, B>['data'],
   evalItems: (() => Iterable<Batch<B>>) | null,
 ): Promise<{ params: P; summary: TrainSummary }> {
-  const ev = evalItems ? lossEvaluator(lossFn, evalItems, frozen) : null;
+  const ev = evalItems ? lossEvaluator(lossFn, evalItems) : null;
   const evalFn = ev || o.extraEval
     ? async (p: P, step: number) => ({ ...(ev ? await ev.evalFn(p) : {}), ...(o.extraEval ? await o.extraEval(p, step) : {}) })
     : undefined;
   try {
-    return await train<P, B, F>({ ...(o as unknown as TrainOptions<P, B, F>), params, lossFn, data, frozen, evalFn });
+    return await train<P, B>({ ...o, params, lossFn, data, evalFn });
   } finally {
     ev?.dispose();
   }
@@ -64,8 +68,8 @@ export interface SftOptions extends LoopOptions<Params> {
 
 export async function trainSft(o: SftOptions): Promise<{ params: Params; summary: TrainSummary }> {
   const { cfg } = o;
-  const collate = (xs: TokenizedExample[]): Batch<LmDevice> => {
-    const b = lmBatch(xs, o.T, { padId: o.padId, completionOnly: o.completionOnly, rows: o.batchSize });
+  const collate = (xs: TokenizedExample[], rows = o.batchSize): Batch<LmDevice> => {
+    const b = lmBatch(xs, o.T, { padId: o.padId, completionOnly: o.completionOnly, rows });
     return { batch: lmBatchToDevice(b), tokens: tokensOf(b) };
   };
   const lossFn = (p: Params, b: LmDevice) => {
@@ -75,8 +79,8 @@ export async function trainSft(o: SftOptions): Promise<{ params: Params; summary
     b.weight.dispose();
     return [loss, metrics] as const;
   };
-  const data = new ShuffledBatches({ items: o.train, batchSize: o.batchSize, seed: o.seed ?? 0, collate });
-  return withEval(o, o.params, lossFn, data, undefined, o.eval?.length ? evalBatches(o.eval, o.batchSize, collate) : null);
+  const data = new ShuffledBatches({ items: o.train, batchSize: o.batchSize, seed: o.seed ?? 0, collate: (xs: TokenizedExample[]) => collate(xs) });
+  return withEval(o, o.params, lossFn, data, evalBatches(o, o.eval, collate));
 }
 
 // ---- reward model -----------------------------------------------------------------------------
@@ -84,6 +88,9 @@ export async function trainSft(o: SftOptions): Promise<{ params: Params; summary
 interface PairDevice {
   both: LmDevice; // [2B, T]: chosen rows, then rejected rows
 }
+
+/** A preference pair with an optional per-pair margin (a reward-model dataset's `margin` column). */
+export type MarginPair = PairExample & { margin?: number };
 
 function pairDevice(pairs: PairExample[], T: number, padId: number, rows: number): { batch: PairDevice; tokens: number } {
   const { chosen, rejected } = pairBatch(pairs, T, { padId, rows });
@@ -109,27 +116,38 @@ function pairDevice(pairs: PairExample[], T: number, padId: number, rows: number
 export interface RewardModelOptions extends LoopOptions<ScalarModel> {
   cfg: ModelConfig;
   model: ScalarModel; // consumed
-  train: PairExample[];
-  eval?: PairExample[];
+  train: MarginPair[];
+  eval?: MarginPair[];
   /** TRL `center_rewards_coefficient`. */
   centerRewardsCoefficient?: number;
+  /**
+   * Subtract each pair's `margin` inside the Bradley–Terry loss (Llama 2 eq. 2; TRL does when the dataset has the
+   * column). Default: on when any pair has one (pairs without one get 0).
+   */
+  useMargins?: boolean;
 }
 
 /** Bradley–Terry reward model: scalar head on the trunk, reward read at the last real token. */
 export async function trainRewardModel(o: RewardModelOptions): Promise<{ params: ScalarModel; summary: TrainSummary }> {
   const { cfg } = o;
-  const collate = (xs: PairExample[]) => pairDevice(xs, o.T, o.padId, o.batchSize);
-  const lossFn = (m: ScalarModel, { both }: PairDevice) => {
+  const useMargins = o.useMargins ?? [...o.train, ...(o.eval ?? [])].some((p) => p.margin !== undefined);
+  type RmDevice = PairDevice & { margin?: Arr };
+  const collate = (xs: MarginPair[], rows = o.batchSize): Batch<RmDevice> => {
+    const { batch, tokens } = pairDevice(xs, o.T, o.padId, rows);
+    if (!useMargins) return { batch, tokens };
+    return { batch: { ...batch, margin: np.array(Float32Array.from({ length: rows }, (_, i) => xs[i]?.margin ?? 0)) }, tokens };
+  };
+  const lossFn = (m: ScalarModel, { both, margin }: RmDevice) => {
     const B = both.input.shape[0]! / 2;
     const values = scalarValues(m.trunk, m.head, cfg, both.input, both.pos, both.valid);
     const r = lastTokenValues(values, both.valid.ref);
     const [rc, rr] = np.split(r, [B], 0) as [Arr, Arr];
     free([both.input, both.pos, both.valid, both.target, both.weight]);
-    const { loss, metrics } = rewardLoss(rc, rr, { centerRewardsCoefficient: o.centerRewardsCoefficient });
+    const { loss, metrics } = rewardLoss(rc, rr, { centerRewardsCoefficient: o.centerRewardsCoefficient, margin });
     return [loss, metrics] as const;
   };
-  const data = new ShuffledBatches({ items: o.train, batchSize: o.batchSize, seed: o.seed ?? 0, collate });
-  return withEval(o, o.model, lossFn, data, undefined, o.eval?.length ? evalBatches(o.eval, o.batchSize, collate) : null);
+  const data = new ShuffledBatches({ items: o.train, batchSize: o.batchSize, seed: o.seed ?? 0, collate: (xs: MarginPair[]) => collate(xs) });
+  return withEval(o, o.model, lossFn, data, evalBatches(o, o.eval, collate));
 }
 
 // ---- DPO, IPO, SimPO ----------------------------------------------------------------------------
@@ -200,9 +218,9 @@ export async function trainDpo(o: DpoTrainOptions): Promise<{ params: Params; su
     return pairs.map((p, i) => ({ ...p, refC: lp.chosen[i]!, refR: lp.rejected[i]! }));
   };
   type Item = PairExample & { refC: number; refR: number };
-  const collate = (xs: Item[]): Batch<DpoDevice> => {
-    const { batch, tokens } = pairDevice(xs, o.T, o.padId, o.batchSize);
-    const pad = (a: number[]) => Float32Array.from({ length: o.batchSize }, (_, i) => a[i] ?? 0);
+  const collate = (xs: Item[], rows = o.batchSize): Batch<DpoDevice> => {
+    const { batch, tokens } = pairDevice(xs, o.T, o.padId, rows);
+    const pad = (a: number[]) => Float32Array.from({ length: rows }, (_, i) => a[i] ?? 0);
     return {
       batch: {
         ...batch,
@@ -232,7 +250,7 @@ export async function trainDpo(o: DpoTrainOptions): Promise<{ params: Params; su
   };
   const trainItems = await withRef(o.train);
   const evalItems = o.eval?.length ? await withRef(o.eval) : [];
-  const data = new ShuffledBatches({ items: trainItems, batchSize: o.batchSize, seed: o.seed ?? 0, collate });
-  return withEval(o, o.params, lossFn, data, undefined, evalItems.length ? evalBatches(evalItems, o.batchSize, collate) : null);
+  const data = new ShuffledBatches({ items: trainItems, batchSize: o.batchSize, seed: o.seed ?? 0, collate: (xs: Item[]) => collate(xs) });
+  return withEval(o, o.params, lossFn, data, evalBatches(o, evalItems, collate));
 }
 

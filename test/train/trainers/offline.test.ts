@@ -53,3 +53,19 @@ for (const lossType of ['sigmoid', 'ipo', 'simpo'] as const) {
     assert.ok(summary.finalMetrics['eval_rewards/margins']! > 0);
   });
 }
+
+test('reward model: a per-pair margin enters the loss as −log σ(r_c − r_r − m); eval batches have evalBatchSize rows', async () => {
+  const { cfg, params } = tinyModel('llama', 5, { vocabSize: V });
+  const head = initHead(cfg, 6);
+  const m = { trunk: params, head: { w: np.array(head.w.data, { shape: head.w.shape }), b: np.array(head.b.data, { shape: head.b.shape }) } };
+  const [evalPair] = toyPairs(1, 8);
+  const train = toyPairs(16, 7).map((p, i) => ({ ...p, margin: i % 2 }));
+  const { params: out, summary } = await trainRewardModel({
+    ...loop, cfg, model: m, train, eval: [{ ...evalPair!, margin: 0.7 }], evalBatchSize: 1, steps: 1, runDir: dir(), optimizer: { lr: 1e-3 },
+  });
+  free(out);
+  // One eval pair in a batch of one row: the logged margin is that pair's r_c − r_r, and the loss follows from it.
+  const d = summary.finalMetrics['eval_rewards/margins']!, loss = summary.finalMetrics.eval_loss!;
+  const expected = Math.log1p(Math.exp(-(d - 0.7)));
+  assert.ok(Math.abs(loss - expected) < 1e-5 * Math.max(1, expected), `eval_loss ${loss}, expected softplus(−(${d} − 0.7)) = ${expected}`);
+});
