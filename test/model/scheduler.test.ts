@@ -3,7 +3,8 @@
 // alone; greedy rows give the tokens of a full forward pass without any cache (an independent reference).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { initEngine } from '../../src/engine/index.js';
+import { readdirSync } from 'node:fs';
+import { currentDevice, initEngine } from '../../src/engine/index.js';
 import { LM } from '../../src/model/lm.js';
 import { ContinuousBatch } from '../../src/model/scheduler.js';
 import { BatchQueue, QueueFullError } from '../../src/model/batch-queue.js';
@@ -170,4 +171,62 @@ test('BatchQueue: a request admitted while another decodes finishes first; the l
   assert.equal((await a).tokenIds.length, 20);
   assert.equal((await b).tokenIds.length, 2);
   lm.dispose();
+});
+
+test('a batch frees what it allocates: rows joining, growing the cache, leaving and shrinking leave no live buffer behind', async () => {
+  // Counts backend buffers through jax-js's internal getBackend, as test/train/losses/leaks.test.ts does.
+  type Backend = { malloc: (...a: unknown[]) => unknown; incRef: (s: unknown) => void; decRef: (s: unknown) => void };
+  const dist = new URL('.', import.meta.resolve('@jax-js/jax')).pathname;
+  const chunk = readdirSync(dist).find((f) => /^backend-.*\.js$/.test(f));
+  assert.ok(chunk, `no backend-*.js chunk in ${dist}: the jax-js internals changed, update this test`);
+  const getBackend = Object.values(await import(dist + chunk)).find((f) => (f as { name?: string })?.name === 'getBackend') as (d: string) => Backend;
+  const be = getBackend(currentDevice()), live = new Map<unknown, number>();
+  const [m0, i0, d0] = [be.malloc.bind(be), be.incRef.bind(be), be.decRef.bind(be)];
+  be.malloc = (...a) => {
+    const x = m0(...a);
+    live.set(x, 1);
+    return x;
+  };
+  be.incRef = (x) => {
+    i0(x);
+    live.set(x, (live.get(x) ?? 0) + 1);
+  };
+  be.decRef = (x) => {
+    d0(x);
+    const r = (live.get(x) ?? 1) - 1;
+    if (r > 0) live.set(x, r);
+    else live.delete(x);
+  };
+  try {
+    const lm = tinyLM('llama', 2);
+    const plan = [
+      { at: 0, prompt: 'ab', opts: { maxNewTokens: 6, temperature: 0 } },
+      { at: 1, prompt: 'a longer prompt here', opts: { maxNewTokens: 30, temperature: 0.7, seed: 1 } }, // grows Tmax
+      { at: 2, prompt: 'c', opts: { maxNewTokens: 1, temperature: 0 } }, // ends at its prefill
+      { at: 3, prompt: 'de', opts: { maxNewTokens: 3, temperature: 0 } }, // grows the batch to 4 rows, then it shrinks
+    ];
+    const once = async () => {
+      const batch = lm.openBatch(4);
+      await schedule(batch, plan);
+      assert.equal(batch.size, 0);
+      const afterSchedule = live.size;
+      // Cancelling rows mid-way frees their places too.
+      const req = { prompt: 'xy', opts: { maxNewTokens: 20, temperature: 0 } };
+      await batch.add({ prompt: 'ab', opts: { maxNewTokens: 20, temperature: 0 } }, () => assert.fail('cancelled'));
+      await batch.add(req, () => assert.fail('cancelled'));
+      await batch.step();
+      batch.cancel(req);
+      await batch.step();
+      batch.dispose();
+      return [afterSchedule, live.size];
+    };
+    await once(); // compiles every program (a compiled program keeps its constants)
+    const before = live.size;
+    const [afterSchedule, afterCancel] = await once();
+    assert.equal(afterSchedule, before, `live buffers after the schedule: ${before} → ${afterSchedule}`);
+    assert.equal(afterCancel, before, `after cancel and dispose: ${before} → ${afterCancel}`);
+    lm.dispose();
+  } finally {
+    Object.assign(be, { malloc: m0, incRef: i0, decRef: d0 });
+  }
 });
