@@ -27,7 +27,7 @@ after(() => hub.close());
 
 function alignlab(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((done, fail) => {
-    const e = { ...process.env, HF_TOKEN: '', ...env };
+    const e: NodeJS.ProcessEnv = { ...process.env, HF_TOKEN: '', ...env };
     delete e.HF_HUB_CACHE; // the cache must be the one under this test's HF_HOME
     const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/entry.ts', ...args], { cwd: ROOT, env: e });
     let stdout = '', stderr = '';
