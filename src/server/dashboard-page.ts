@@ -96,7 +96,12 @@ tbody tr.selected { background: #e0eaff; }
 .empty[hidden], .split[hidden] { display: none; }
 .chart { min-height: 40px; }
 .progress { height: 8px; background: #eef2f6; border-radius: 4px; overflow: hidden; width: 240px; display: inline-block; vertical-align: middle; }
-.progress > div { height: 100%; background: var(--accent); }
+.progress > .bar { display: block; height: 100%; background: var(--accent); }
+.eval { border-top: 1px solid var(--line); padding-top: 12px; margin-top: 12px; }
+.eval:first-child { border-top: 0; margin-top: 0; padding-top: 0; }
+.muted { color: var(--muted); font-weight: 400; font-size: 12px; }
+.status.stale { background: #fef3c7; color: #92400e; }
+.leaderboard { width: auto; margin-top: 8px; }
 code { font-size: 12px; background: #f1f3f5; padding: 1px 4px; border-radius: 4px; }
 `;
 
@@ -183,14 +188,14 @@ export const PAGE_JS = String.raw`
     };
   }
   function leaderboardSpec() {
+    const y = { field: 'label', type: 'nominal', sort: { field: 'score', op: 'max', order: 'descending' }, title: null };
     return {
-      width: 520, height: { step: 22 }, data: { name: 'table' },
-      mark: { type: 'bar' },
-      encoding: {
-        y: { field: 'label', type: 'nominal', sort: '-x', title: null },
-        x: { field: 'score', type: 'quantitative', title: 'score' },
-        tooltip: [{ field: 'label', title: 'entry' }, { field: 'score', type: 'quantitative', format: '.4g' }],
-      },
+      width: 460, height: { step: 22 }, data: { name: 'table' },
+      layer: [
+        { mark: { type: 'rule', color: '#222' }, transform: [{ filter: 'datum.lo !== null && datum.hi !== null' }], encoding: { y: y, x: { field: 'lo', type: 'quantitative', title: null, scale: { zero: false } }, x2: { field: 'hi' } } },
+        { mark: { type: 'point', filled: true, size: 70, color: '#4c78a8' }, encoding: { y: y, x: { field: 'score', type: 'quantitative', title: null, scale: { zero: false } },
+          tooltip: [{ field: 'label', title: 'model' }, { field: 'score', type: 'quantitative', format: '.4g' }, { field: 'lo', type: 'quantitative', format: '.4g' }, { field: 'hi', type: 'quantitative', format: '.4g' }] } },
+      ],
     };
   }
 
@@ -298,29 +303,38 @@ export const PAGE_JS = String.raw`
     return keys.length ? keys.map((k) => k + '=' + s[k]).join(',') : 'default';
   }
 
+  const evalBoxes = new Map();
+  let evalCharts = 0;
   function renderEvals() {
-    const e = state.evals;
-    const list = e && Array.isArray(e.evals) ? e.evals : [];
+    const list = state.evals && Array.isArray(state.evals.evals) ? state.evals.evals : [];
     $('evals-empty').hidden = list.length > 0;
-    $('evals').replaceChildren(...list.map(renderEval));
-  }
-  function renderEval(ev) {
-    const id = 'chart-eval-' + ev.id.replace(/[^A-Za-z0-9_-]/g, '_');
-    const pct = ev.total > 0 ? Math.min(100, (100 * ev.done) / ev.total) : 0;
-    const bar = h('div', { class: 'progress' }, [h('div', { style: 'width:' + pct.toFixed(1) + '%' })]);
-    const head = h('h3', {}, [ev.name || ev.id, ' ', badge(ev.status || 'running'), ' ', bar, ' ' + ev.done + ' / ' + (ev.total || '?') + ' ' + (ev.unit || 'items')]);
-    const table = h('table', { class: 'leaderboard' }, [
-      h('thead', {}, [h('tr', {}, (ev.columns || []).map((c) => h('th', { text: c })))]),
-      h('tbody', {}, (ev.rows || []).map((row) => h('tr', {}, row.map((v) => td(typeof v === 'number' ? fmt(v) : v, typeof v === 'number' ? 'num' : ''))))),
-    ]);
-    const chart = charts[id] && charts[id].el.isConnected ? charts[id].el : h('div', { class: 'chart', id: id });
-    const box = h('div', { class: 'eval' }, [head, chart, table]);
-    if (!charts[id] || !charts[id].el.isConnected) {
-      $('evals').appendChild(box);
-      makeChart(id, leaderboardSpec());
-    }
-    setData(id, 'table', ev.scores || []);
-    return box;
+    const seen = new Set(list.map((e) => e.id));
+    for (const [id, box] of evalBoxes) if (!seen.has(id)) { box.root.remove(); evalBoxes.delete(id); }
+    list.forEach((ev) => {
+      let box = evalBoxes.get(ev.id);
+      if (!box) {
+        box = { root: h('div', { class: 'eval', 'data-eval': ev.id }), head: h('h3'), progress: h('p', { class: 'eval-progress' }), table: h('table', { class: 'leaderboard' }), chartId: 'chart-eval-' + evalCharts++ };
+        box.chart = h('div', { class: 'chart', id: box.chartId });
+        box.root.append(box.head, box.progress, box.chart, box.table);
+        $('evals').appendChild(box.root);
+        makeChart(box.chartId, leaderboardSpec());
+        evalBoxes.set(ev.id, box);
+      }
+      const status = ev.stale ? 'stale' : ev.status;
+      box.head.replaceChildren(ev.name + ' ', badge(status), h('span', { class: 'muted', text: '  ' + (ev.dir || '') + '  started ' + when(ev.started) }));
+      if (ev.status === 'running') {
+        const pct = ev.total > 0 ? Math.min(100, (100 * ev.done) / ev.total) : 0;
+        box.progress.replaceChildren((ev.phase || 'starting') + ': ', h('span', { class: 'progress' }, [h('span', { class: 'bar', style: 'width:' + pct.toFixed(1) + '%' })]), ' ' + ev.done + ' / ' + ev.total,
+          ev.stale ? ' (no progress written for minutes: the process has probably stopped)' : '');
+      } else box.progress.textContent = ev.status === 'failed' ? 'failed: ' + (ev.error || '') : ev.models.length + ' models; finished ' + when(ev.finished) + (ev.primary ? '; ranked by ' + ev.primary : '');
+      box.chart.hidden = ev.scores.length === 0;
+      setData(box.chartId, 'table', ev.scores);
+      box.table.replaceChildren(
+        h('thead', {}, [h('tr', {}, ev.columns.map((c, j) => h('th', { text: c, class: j ? 'num' : '' })))]),
+        h('tbody', {}, ev.rows.map((row) => h('tr', {}, row.map((v, j) => td(j ? fmt(v) : v, j ? 'num' : ''))))),
+      );
+      box.table.hidden = ev.rows.length === 0 || ev.columns.length < 2;
+    });
   }
 
   // ---- live connection ---------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ import { ensureRunsSchema, listRunSummaries, maxMetricRowid, metricsSince, runMe
 import { ensureStudiesSchema, listStudies, studyCheckpoints, studyRuns, type StudyCheckpointRow, type StudyRow, type StudyRunRow } from '../store/studies.js';
 import { paretoFrontier } from '../study/frontier.js';
 import { METHOD_LABELS, type Method } from '../study/types.js';
+import { ensureEvalsSchema } from '../store/evals.js';
 import { readEvalState, type EvalState } from './dashboard-evals.js';
 import { PAGE_CSS, PAGE_JS, pageHtml } from './dashboard-page.js';
 
@@ -58,6 +59,7 @@ export interface Update {
   /** Runs whose metrics were rewritten (a resumed run): the page drops what it had of them before applying `metrics`. */
   replaceMetrics: string[];
   studies: StudyView[];
+  /** The evaluations, when anything about them changed (always on reset); null: unchanged. */
   evals: EvalState | null;
 }
 
@@ -95,6 +97,7 @@ export class StoreFeed {
   constructor(private readonly db: DB) {
     ensureRunsSchema(db);
     ensureStudiesSchema(db);
+    ensureEvalsSchema(db);
     this.resetCursors();
   }
 
@@ -220,6 +223,7 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
   const writer = openStore(o.dbPath);
   ensureRunsSchema(writer);
   ensureStudiesSchema(writer);
+  ensureEvalsSchema(writer);
   const db = new Database(o.dbPath, { readonly: true, fileMustExist: true });
   db.pragma('busy_timeout = 2000');
   const feed = new StoreFeed(db);

@@ -17,6 +17,7 @@ import type { Browser, Page } from 'playwright-core';
 import { openStore } from '../../src/store/db.js';
 import { finishRun, logMetrics, startRun, truncateMetrics } from '../../src/store/runs.js';
 import { recordStudy, recordStudyCheckpoint, recordStudyRun } from '../../src/store/studies.js';
+import { recordEvalResult, startEval, updateEvalProgress } from '../../src/store/evals.js';
 import { StoreFeed, startDashboard } from '../../src/server/dashboard.js';
 import { byteLevelTokenizerJson } from '../../src/formats/tokenizer.js';
 import { readMetrics } from '../../src/train/loop.js';
@@ -294,5 +295,50 @@ test('alignlab dashboard: a bad --port is a usage error; a busy port says so in 
     assert.doesNotMatch(r.out, /\n\s+at /, 'no stack trace');
   } finally {
     busy.close();
+  }
+});
+
+test('page in Chromium: an evaluation\'s progress moves and its leaderboard appears when it completes', { timeout: 120_000 }, async (t) => {
+  if (!needChromium(t)) return;
+  const dbPath = join(tmp, 'eval.db');
+  const db = openStore(dbPath);
+  const dash = await startDashboard({ dbPath, port: 0, pollMs: 100 });
+  const browser = await launch();
+  try {
+    const { page, problems, requests, navigations } = await watchedPage(browser);
+    await page.goto(dash.url, { waitUntil: 'load' });
+    await page.waitForSelector('#live.on');
+    const models = [{ label: 'tiny-a', provider: 'local', model: 'a' }, { label: 'tiny-b', provider: 'local', model: 'b' }, { label: 'tiny-<c>', provider: 'local', model: 'c' }];
+    startEval(db, { id: 'e1', name: 'toy eval', dir: '/evals/toy', started: new Date().toISOString(), models });
+    for (const done of [0, 4, 9]) {
+      updateEvalProgress(db, 'e1', { phase: 'responses', done, total: 12 });
+      await page.waitForFunction((d) => document.querySelector('[data-eval="e1"] .eval-progress')?.textContent?.includes(`${d} / 12`), done);
+    }
+    recordEvalResult(db, {
+      id: 'e1', name: 'toy eval', dir: '/evals/toy', started: new Date().toISOString(), finished: new Date().toISOString(), models, summary: {},
+      scores: [
+        { model: 'tiny-a', scope: 'rating', metric: 'rating', value: 1010, lo: 990, hi: 1030 },
+        { model: 'tiny-b', scope: 'rating', metric: 'rating', value: 1040, lo: 1020, hi: 1060 },
+        { model: 'tiny-<c>', scope: 'rating', metric: 'rating', value: 950, lo: 930, hi: 970 },
+        { model: 'tiny-a', scope: 'axis', metric: 'accuracy', value: 0.5 },
+        { model: 'tiny-b', scope: 'task:arith', metric: 'exact_match', value: 0.25 },
+      ],
+    });
+    await page.waitForFunction(() => document.querySelector('[data-eval="e1"] .status')?.textContent === 'completed');
+    const chartId = await page.evaluate(() => document.querySelector('[data-eval="e1"] .chart')!.id);
+    assert.equal(await waitForCount(page, chartId, 'table', (n) => n === 3, 'three rated models'), 3);
+    const table = await page.evaluate(() => Array.from(document.querySelectorAll('[data-eval="e1"] table.leaderboard tr'), (tr) => Array.from(tr.children, (c) => c.textContent)));
+    assert.deepEqual(table[0], ['model', 'rating', 'accuracy', 'arith exact_match']);
+    assert.deepEqual(table.slice(1).map((r) => r[0]), ['tiny-b', 'tiny-a', 'tiny-<c>'], 'ranked by rating, names shown as text');
+    assert.deepEqual(table[2], ['tiny-a', '1010', '0.5', '–']);
+    assert.equal(navigations(), 1);
+    await page.screenshot({ path: join(tmp, 'dashboard-eval.png'), fullPage: true });
+    console.log(`screenshot: ${join(tmp, 'dashboard-eval.png')}`);
+    assert.deepEqual(problems, []);
+    const origin = new URL(dash.url).origin;
+    assert.deepEqual(requests.filter((u) => !u.startsWith(origin + '/') && !u.startsWith('data:')), []);
+  } finally {
+    await browser.close();
+    await dash.close();
   }
 });
