@@ -155,6 +155,8 @@ export interface Encoder {
   tokenizer: Tokenizer;
   template: ChatTemplate | null;
   eosId: number | null;
+  /** Ids given by a row must be below this: the model's vocabulary (it may be padded past the tokenizer's). */
+  vocabSize?: number;
 }
 
 const withEos = (ids: number[], eos: number | null) => (eos === null || ids[ids.length - 1] === eos ? ids : [...ids, eos]);
@@ -193,7 +195,7 @@ export function completionOnlyFor(c: TrainConfig<'sft'>, ds: Dataset<SftExample>
  */
 export function tokenizePairs(ds: Dataset<PreferenceExample>, enc: Encoder, o: { maxLength: number; maxPromptLength: number }): PairExample[] {
   return ds.rows.map((ex) => {
-    if (ex.ids) return cutPair(ex.ids, enc.tokenizer.vocabSize, ds.file, ex.line, o);
+    if (ex.ids) return cutPair(ex.ids, enc.vocabSize ?? enc.tokenizer.vocabSize, ds.file, ex.line, o);
     const t = preferenceText(ex, enc.template, ds.file);
     let prompt = encodePrompt(enc, t.prompt, ds.conversational);
     if (prompt.length > o.maxPromptLength) prompt = prompt.slice(prompt.length - o.maxPromptLength);
@@ -217,7 +219,7 @@ export function tokenizePairs(ds: Dataset<PreferenceExample>, enc: Encoder, o: {
 function cutPair(ids: { prompt: number[]; chosen: number[]; rejected: number[] }, vocab: number, file: string, line: number, o: { maxLength: number; maxPromptLength: number }): PairExample {
   for (const k of ['prompt', 'chosen', 'rejected'] as const) {
     const bad = ids[k].findIndex((t) => t >= vocab);
-    if (bad >= 0) throw new DataError(file, line, `${k}_input_ids[${bad}]`, `is ${ids[k][bad]}, outside the tokenizer's vocabulary (0…${vocab - 1})`);
+    if (bad >= 0) throw new DataError(file, line, `${k}_input_ids[${bad}]`, `is ${ids[k][bad]}, outside the model's vocabulary (0…${vocab - 1})`);
   }
   const prompt = ids.prompt.length > o.maxPromptLength ? ids.prompt.slice(ids.prompt.length - o.maxPromptLength) : ids.prompt;
   const room = o.maxLength - prompt.length;

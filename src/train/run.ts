@@ -127,7 +127,7 @@ async function runResolved(c: TrainConfig, o: RunOptions): Promise<RunResult> {
   const model = await loadTrainModel(c);
   const template = chatTemplateFor(c, model.tokenizer);
   const enc: Encoder = {
-    tokenizer: model.tokenizer, template, eosId: model.tokenizer.eosId ?? model.cfg.eosTokenId,
+    tokenizer: model.tokenizer, template, eosId: model.tokenizer.eosId ?? model.cfg.eosTokenId, vocabSize: model.cfg.vocabSize,
     start: async () => {
       const device = await initEngine(o.device ?? c.device);
       log(`${c.algorithm}: ${model.cfg.arch} model from ${model.source} on ${device}; run directory ${runDir}`);

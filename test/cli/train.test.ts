@@ -346,3 +346,25 @@ test('every example config resolves, and its model and data load and tokenize', 
     }
   }
 });
+
+test('pre-tokenized rows (TRL prompt_input_ids, chosen_input_ids, rejected_input_ids) are used as they are', async () => {
+  const c = resolveConfig(join(ROOT, 'examples/train/dpo.yaml'), 'dpo');
+  const m = await loadTrainModel(c);
+  const enc = { tokenizer: m.tokenizer, template: null, eosId: m.tokenizer.eosId, vocabSize: 260 };
+  // Ids the text would not tokenize to (and no EOS at the end): kept exactly; 258 is past the tokenizer's 257 but inside the model's 260.
+  const row = { prompt: 'It was', chosen: '', rejected: 'x', prompt_input_ids: [256, 73, 116], chosen_input_ids: [258, 5], rejected_input_ids: [7, 8, 9] };
+  writeFileSync(join(tmp, 'prefs-ids.jsonl'), JSON.stringify(row) + '\n');
+  const ds = await loadSplit<PreferenceExample>({ ...c, data: { ...c.data, train: join(tmp, 'prefs-ids.jsonl'), eval: null, eval_fraction: 0 } }, 'preference');
+  assert.deepEqual(tokenizePairs(ds.train, enc, { maxLength: 64, maxPromptLength: 32 }), [{ prompt: [256, 73, 116], chosen: [258, 5], rejected: [7, 8, 9] }]);
+  // Cut like tokenized text: the prompt keeps its end, completions their start.
+  assert.deepEqual(tokenizePairs(ds.train, enc, { maxLength: 4, maxPromptLength: 2 }), [{ prompt: [73, 116], chosen: [258, 5], rejected: [7, 8] }]);
+  assert.throws(() => tokenizePairs(ds.train, { ...enc, vocabSize: 258 }, { maxLength: 64, maxPromptLength: 32 }), /prefs-ids\.jsonl:1: field "chosen_input_ids\[0\]" is 258, outside the model's vocabulary \(0…257\)/);
+  writeFileSync(join(tmp, 'prefs-ids-bad.jsonl'), JSON.stringify({ ...row, rejected_input_ids: [1, -2] }) + '\n');
+  await assert.rejects(
+    loadSplit<PreferenceExample>({ ...c, data: { ...c.data, train: join(tmp, 'prefs-ids-bad.jsonl'), eval: null, eval_fraction: 0 } }, 'preference'),
+    /prefs-ids-bad\.jsonl:1: field "rejected_input_ids\[1\]" must be a non-negative integer token id/,
+  );
+  writeFileSync(join(tmp, 'prompts-ids.jsonl'), JSON.stringify({ prompt: 'It was', prompt_input_ids: [256, 1, 2] }) + '\n');
+  const pd = await loadSplit<PromptExample>({ ...c, data: { ...c.data, train: join(tmp, 'prompts-ids.jsonl'), eval: null, eval_fraction: 0 } }, 'prompt');
+  assert.deepEqual(tokenizePrompts(pd.train, enc, { maxPromptLength: 2 }), [[1, 2]]);
+});
