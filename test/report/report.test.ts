@@ -68,6 +68,9 @@ test('markdown report: the criteria table, every section, charts as files, escap
   assert.ok(!md.includes('<script>') || md.includes('```json'), 'raw <script> only inside the fenced config block');
   assert.ok(md.includes('&lt;script&gt;alert(1)&lt;/script&gt;'));
   assert.ok(md.includes('2026-01-02T03:04:05.000Z'));
+  // The complexity table says how it was counted, and the degeneration rule is stated.
+  assert.match(md, /Models in memory: the parameter trees the trainer keeps for the whole run, read from the trainer for the run's config \(src\/train\/footprint\.ts\)/);
+  assert.match(md, /Degenerated: n-gram perplexity of the samples more than 2× the base policy's/);
 });
 
 test('report.html opens in headless Chromium: charts render as SVG with marks, every table present, no console errors, no requests', async (t) => {
@@ -194,4 +197,14 @@ test('per-prompt rewards: the tables show seeds × prompts; one seed without the
   for (const l of rows) assert.match(l, /\(no interval\) \| n\/a \| not tested \|$/);
   assert.match(r1.markdown, /No CIs: with 1 seed per method and no per-prompt rewards there is nothing to resample, so no difference is tested/);
   assert.doesNotMatch(r1.markdown, /yes: PPO|PPO wins/);
+});
+
+test('a cost split whose parts exceed the wall time shows n/a and says why (SimPO\'s backward at 110% before)', async () => {
+  const s = dpoVsPpo({ dpoGain: 0.5, ppoGain: 0.4 });
+  for (const r of s.runs) if (r.method === 'dpo') r.cost.backwardSeconds = 1.1 * r.cost.wallSeconds;
+  const r = await buildReport(s, { now: FIXED_NOW });
+  assert.match(r.markdown, /^\| DPO \| [^|]+ \| none \| [^|]+ \| [^|]+ \| [^|]+ \| n\/a \| n\/a \| n\/a \| /m);
+  assert.match(r.markdown, /DPO: the measured parts add up to more than the run's wall time/);
+  assert.doesNotMatch(r.markdown, /\| 110% \|/);
+  assert.match(r.markdown, /^\| PPO \| [^|]+ \| reward model [^|]+ \| [^|]+ \| [^|]+ \| [^|]+ \| 60% \| /m);
 });

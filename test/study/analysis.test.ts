@@ -252,3 +252,26 @@ test('analyzeStudy with seed noise: the CI brackets the truth and widens with no
   });
   assert.ok(widths[1]! > 2 * widths[0]!, `widths ${widths}`);
 });
+
+test('cost split: parts that add up to more than the wall time are flagged, not shown as shares over 100%', () => {
+  const study = dpoVsPpo({ dpoGain: 0.5, ppoGain: 0.5 });
+  assert.equal(costSummary(study.runs, 'dpo').splitConsistent, true);
+  // As the offline trainer reported it: backward time measured over a loop that also ran the evaluations.
+  for (const r of study.runs) if (r.method === 'dpo') r.cost.backwardSeconds = 1.1 * r.cost.wallSeconds;
+  const c = costSummary(study.runs, 'dpo');
+  assert.equal(c.splitConsistent, false);
+  assert.ok(c.backwardShare > 1); // the raw share is kept for the record; the report prints n/a
+});
+
+test('degenerated at the matched KL: the chosen checkpoints\' n-gram fluency collapsed against the base', () => {
+  const study = dpoVsPpo({ dpoGain: 0.5, ppoGain: 0.5 });
+  study.base = { ...study.base, fluency: 4, eosRate: 0.9 };
+  for (const r of study.runs) for (const c of r.checkpoints) Object.assign(c, { fluency: r.method === 'dpo' ? 4 + 0.2 * c.kl : 4.1, eosRate: 0.85 });
+  const an = analyzeStudy(study);
+  // DPO at KL 6: fluency 4 + 1.2 nats > base + ln 2 → degenerated; PPO stays within.
+  assert.match(an.byMethod.dpo!.degenerated!, /n-gram perplexity/);
+  assert.equal(an.byMethod.ppo!.degenerated, null);
+  // Final checkpoints: β 0.1 ends at KL 6 (+1.2 nats, degenerated), β 0.5 at KL 3 (+0.6 < ln 2, not): 3 of 6 runs.
+  assert.equal(an.byMethod.dpo!.stability.degenerated, 3);
+  close(an.byMethod.ppo!.headline!.metrics.eosRate, 0.85);
+});
