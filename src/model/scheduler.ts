@@ -168,8 +168,10 @@ export class ContinuousBatch implements StepBatch {
     if (maxNew === 0) return this.#finish(row);
     // Cache slots this row needs: its padded prompt, then every generated token but the last (never fed back).
     const need = row.P + maxNew - 1;
-    if (this.size === 0) this.#reset(pow2AtLeast(need, 32));
-    else if (need > this.#tmax) this.#growTo(pow2AtLeast(need, this.#tmax));
+    // Powers of two bound the programs compiled, but never past the most any row can use (the context + padding).
+    const most = roundUp(cfg.maxPositions + 7, 8);
+    if (this.size === 0) this.#reset(Math.min(pow2AtLeast(need, 32), most));
+    else if (need > this.#tmax) this.#growTo(Math.min(pow2AtLeast(need, this.#tmax), most));
 
     const P = row.P, L = ids.length, off = P - L;
     const pid = new Int32Array(P), pos = new Int32Array(P), valid = new Int32Array(P);
