@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -207,4 +207,14 @@ test('a cost split whose parts exceed the wall time shows n/a and says why (SimP
   assert.match(r.markdown, /DPO: the measured parts add up to more than the run's wall time/);
   assert.doesNotMatch(r.markdown, /\| 110% \|/);
   assert.match(r.markdown, /^\| PPO \| [^|]+ \| reward model [^|]+ \| [^|]+ \| [^|]+ \| [^|]+ \| 60% \| /m);
+});
+
+test('the report imports nothing from src/study (the study hands it an analysed result), and stats imports only the PRNG', () => {
+  const here = join(import.meta.dirname, '../../src');
+  for (const [dir, banned] of [['report', /from '\.\.\/study\//], ['stats', /from '\.\.\/(?!engine\/rng\.js)[^']*'/]] as const) {
+    for (const f of readdirSync(join(here, dir)).filter((x) => x.endsWith('.ts'))) {
+      const text = readFileSync(join(here, dir, f), 'utf-8');
+      assert.doesNotMatch(text, banned, `src/${dir}/${f}`);
+    }
+  }
 });
