@@ -5,8 +5,9 @@
 //                    config: a SimPO run holds no reference, PPO with a reward function holds no reward model, …)
 //   hyperparameters  the keys of the method's config section that the run sets (the study writes them into the
 //                    run's YAML: what it chose or sweeps), excluding `reward` (a data source, not a knob)
-//   lossLines        non-blank, non-comment lines of the method's loss module (losses/<file>.ts), the whole file:
-//                    equation comments are not counted, every line of code that defines the objective is
+//   lossLines        non-blank, non-comment lines of the method's loss modules (losses/<file>.ts), whole files:
+//                    equation comments are not counted, every line of code that defines the objective is (PPO's
+//                    objective is its loss and its rollout processing: ppo.ts + gae.ts)
 //
 // The loss file is read as TypeScript source both when running from src/ (tsx) and from dist/ (the .js.map that
 // `npm run build` writes names the .ts it came from), so the count is the same either way.
@@ -25,17 +26,18 @@ export interface MethodFootprint {
   modelsResident: number;
   hyperparameters: number;
   lossLines: number;
-  /** The loss module the lines were counted in (path relative to src/train). */
-  lossFile: string;
+  /** The loss modules the lines were counted in (paths relative to src/train). */
+  lossFiles: string[];
 }
 
 /** A run's config as the study writes it: the method's section holds only what the run sets. */
 export type FootprintConfig = Partial<Record<Algorithm, Record<string, unknown>>>;
 
-/** The loss module of an algorithm (and, for dpo, of its loss type). */
-export function lossModule(algorithm: Algorithm, lossType?: string): string {
-  if (algorithm === 'dpo') return lossType === 'simpo' ? 'losses/simpo' : 'losses/dpo';
-  return { sft: 'losses/sft', rm: 'losses/reward', ppo: 'losses/ppo', grpo: 'losses/grpo', rloo: 'losses/rloo' }[algorithm];
+/** The loss modules of an algorithm (and, for dpo, of its loss type). */
+export function lossModules(algorithm: Algorithm, lossType?: string): string[] {
+  if (algorithm === 'dpo') return [lossType === 'simpo' ? 'losses/simpo' : 'losses/dpo'];
+  if (algorithm === 'ppo') return ['losses/ppo', 'losses/gae'];
+  return [{ sft: 'losses/sft', rm: 'losses/reward', grpo: 'losses/grpo', rloo: 'losses/rloo' }[algorithm]];
 }
 
 /** Models, hyperparameters and loss lines of one training run (see the header). */
@@ -62,13 +64,13 @@ export function methodFootprint(algorithm: Algorithm, config: FootprintConfig): 
       models = groupResidentModels({ rewardModel: withRm });
       break;
   }
-  const file = lossModule(algorithm, section.loss_type as string | undefined);
+  const files = lossModules(algorithm, section.loss_type as string | undefined);
   return {
     models,
     modelsResident: models.length,
     hyperparameters: Object.keys(section).filter((k) => k !== 'reward').length,
-    lossLines: codeLines(file),
-    lossFile: `${file}.ts`,
+    lossLines: files.reduce((n, f) => n + codeLines(f), 0),
+    lossFiles: files.map((f) => `${f}.ts`),
   };
 }
 

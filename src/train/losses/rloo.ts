@@ -12,7 +12,8 @@
 // Advantages on the host; the loss on the device, jit-safe, consuming its array arguments.
 
 import { np, lax, type Arr } from '../../engine/index.js';
-import type { Rollout, RolloutMetrics, PolicyLossMetrics } from './ppo.js';
+import type { Rollout, RolloutMetrics } from './gae.js';
+import type { PolicyLossMetrics } from './ppo.js';
 import { whitenHost } from './whiten.js';
 
 export const RLOO_DEFAULTS = {

@@ -18,7 +18,7 @@ import type { Params } from '../../model/decoder.js';
 import type { RewardFn } from '../../rewards/types.js';
 import { GRPO_DEFAULTS, GRPO_LOSS_TYPES, groupAdvantages, grpoLoss, type GrpoLossType } from '../losses/grpo.js';
 import { RLOO_DEFAULTS, rlooAdvantages, rlooLoss } from '../losses/rloo.js';
-import { applyMissingEosPenalty } from '../losses/ppo.js';
+import { applyMissingEosPenalty } from '../losses/gae.js';
 import { sequenceLogprob } from '../../model/logprobs.js';
 import { maskedMean } from '../losses/whiten.js';
 import {

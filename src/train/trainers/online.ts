@@ -29,7 +29,6 @@ import type { Tokenizer } from '../../formats/tokenizer.js';
 import { readSafetensors, writeSafetensors } from '../../formats/safetensors.js';
 import { scoreBatch, type RewardFn } from '../../rewards/types.js';
 import { tokenLogprobsAndEntropy } from '../../model/logprobs.js';
-import { emaUpdate } from '../losses/ppo.js';
 import { hostToTree, listCheckpoints, treeToHost } from '../checkpoint.js';
 import { train, type Batch, type DataSource, type StepContext, type TrainSummary } from '../loop.js';
 import type { AdamWOptions } from '../optim.js';
@@ -282,6 +281,17 @@ export function completionStats(r: Rollout): Record<string, number> {
 }
 
 // ---- the reference model (frozen, or EMA-updated as in Xu et al. 2024) ---------------------------
+
+/**
+ * ref ← α·ref + (1−α)·policy, leaf by leaf. Xu et al. 2024 ("Is DPO Superior to PPO for LLM Alignment?") list an
+ * EMA-updated reference among the factors that made PPO work (with advantage normalization and large batches).
+ * α = 1 is a frozen reference; call it once per PPO iteration.
+ * Consumes `ref` (it is replaced by the result); leaves `policy` untouched (its references are kept).
+ */
+export function emaUpdate<T>(ref: T, policy: T, alpha: number): T {
+  if (!(alpha >= 0 && alpha <= 1)) throw new Error(`emaUpdate: alpha must be in [0, 1], got ${alpha}`);
+  return tree.map((r: Arr, p: Arr) => r.mul(alpha).add(p.ref.mul(1 - alpha)), ref as never, policy as never) as T;
+}
 
 /**
  * The reference policy. Frozen (α = 1) it costs nothing: jax-js arrays are immutable, so a snapshot is a set of

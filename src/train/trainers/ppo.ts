@@ -30,7 +30,8 @@ import { initHead, scalarValues, type HeadParams, type ScalarModel } from '../..
 import { tokenLogprobsAndEntropy } from '../../model/logprobs.js';
 import type { RewardFn } from '../../rewards/types.js';
 import type { RewardModel } from '../../rewards/model.js';
-import { PPO_DEFAULTS, ppoAdvantages, ppoLoss } from '../losses/ppo.js';
+import { PPO_DEFAULTS, ppoLoss } from '../losses/ppo.js';
+import { ppoAdvantages } from '../losses/gae.js';
 import { klControllerFromState, makeKlController, type KlControllerState, type KlEstimator } from '../losses/kl.js';
 import {
   newCost, newTally, OnlineSource, policyLogprobs, promptIds, Reference, resolvePolicy, RolloutEngine, runOnline, sequenceColumns, ONLINE_DEFAULTS,

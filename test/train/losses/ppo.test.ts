@@ -1,7 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { np, jit, grad, valueAndGrad, type Arr } from '../../../src/engine/index.js';
-import { gae, shapeRewards, ppoAdvantages, ppoPolicyLoss, ppoValueLoss, ppoLoss, emaUpdate, lastTokenIndex, applyMissingEosPenalty, type Rollout } from '../../../src/train/losses/ppo.js';
+import { ppoPolicyLoss, ppoValueLoss, ppoLoss } from '../../../src/train/losses/ppo.js';
+import { gae, shapeRewards, ppoAdvantages, lastTokenIndex, applyMissingEosPenalty, type Rollout } from '../../../src/train/losses/gae.js';
+import { emaUpdate } from '../../../src/train/trainers/online.js';
 import { ready, read, scalar, close, f32, normals, round32, mean64 } from './helpers.js';
 
 await ready;
