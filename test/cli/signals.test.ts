@@ -190,7 +190,8 @@ test('study: SIGINT exits 130 within seconds and leaves every file it had writte
   );
   const out = join(tmp, 'study-out'), cache = join(tmp, 'study-cache');
   const p = start(['src/cli/entry.ts', 'study', '--config', cfg, '--out', out, '--cache', cache]);
-  await until('pretraining', () => /base policy: pretraining/.test(p.stderr()), p);
+  // Preparing the corpus takes seconds alone and minutes on a loaded machine.
+  await until('pretraining', () => /base policy: pretraining/.test(p.stderr()), p, 400_000);
   await new Promise((r) => setTimeout(r, 1500)); // inside the pretraining loop
   const files = () => new Map<string, string>([...[...snapshot(out)].map(([k, v]): [string, string] => [`out/${k}`, v]), ...[...snapshot(cache)].map(([k, v]): [string, string] => [`cache/${k}`, v])]);
   const before = files();
