@@ -1,7 +1,8 @@
 // The percentile bootstrap, seeded with the project's PRNG (engine/rng.ts, no tensor import): one function,
-// one return shape. Everything that reports a "95% CI" from resampling goes through `bootstrap` or, for
-// designs it cannot express (the study's seeds × prompts bootstrap), uses `percentileInterval` and
-// `bootstrapPValue` on its own replicates so the interval and the test read the replicates the same way.
+// one return shape. Everything that reports a "95% CI" from resampling one level of units goes through
+// `bootstrap`; designs it cannot express keep their replicates and read them with `percentileInterval` and
+// `bootstrapPValue` (so interval and test agree), or, like the study's crossed seeds × prompts design
+// (study/matched.ts), use them to estimate variance components for a t interval.
 
 import { Rng } from '../engine/rng.js';
 import { finite, mean, quantileSorted } from './describe.js';

@@ -15,9 +15,11 @@
 //      on each half;
 //   3. redoes the cross-fitted choice at each budget, per seed;
 //   4. draws each method's seeds with replacement and averages them.
-// The interval is the percentiles of those averages (or of their difference between two methods, or between
-// a method and the base). Prompts and seeds are crossed (every seed sees every prompt): resampling both is the
-// "pigeonhole" bootstrap (Owen 2007), which counts the seed × prompt noise more than once and so errs wide.
+// Prompts and seeds are crossed (every seed sees every prompt). Resampling both at once (the "pigeonhole"
+// bootstrap, Owen 2007) counts the seed × prompt noise twice, and a bootstrap over 2–5 seeds understates the
+// seed-to-seed part. So the replicates are used to estimate variance components (seed, prompt, seed × prompt:
+// see `components`), and the interval is point ± t·√V with Welch–Satterthwaite degrees of freedom (`corrected`).
+// test/study/hierarchical.test.ts measures its coverage on synthetic studies with known answers.
 // Without per-prompt rewards (older results) there are no halves: the choice is the plain best checkpoint
 // (selection bias not corrected, and said so) and only seeds are resampled.
 
