@@ -31,6 +31,7 @@ export const CURVE_METRIC = /loss|reward|score|margin|kl|accurac/i;
 /** A new page gets the curves of this many most recent runs (and of every running one); later rows of any run arrive live. */
 const SNAPSHOT_RUNS = 30;
 const RUNS_LISTED = 300;
+const EVAL_RECHECK_MS = 10_000;
 
 /** [run, step, name, value]: metric rows travel as arrays (a long run has tens of thousands). */
 export type MetricTuple = [string, number, string, number | null];
@@ -92,6 +93,8 @@ export class StoreFeed {
   private checkpointSeq = 0;
   private runSig = new Map<string, string>();
   private evalSig = '';
+  private evalSeq = 0;
+  private evalChecked = 0;
 
   /** `db` may be read-only when the store's tables exist already (startDashboard creates them first). */
   constructor(private readonly db: DB) {
@@ -109,6 +112,8 @@ export class StoreFeed {
     this.studyRunSeq = maxSeq(this.db, 'study_runs');
     this.checkpointSeq = maxSeq(this.db, 'study_checkpoints');
     this.evalSig = JSON.stringify(readEvalState(this.db));
+    this.evalSeq = maxSeq(this.db, 'evals');
+    this.evalChecked = Date.now();
   }
 
   /**
@@ -134,6 +139,8 @@ export class StoreFeed {
     const metrics: MetricTuple[] = [];
     for (const r of runs) {
       // A known run that is running again was resumed: its metrics after the resumed step were rewritten.
+      // (The loop registers the run and truncates its metrics back to back; a poll landing between the two
+      // sends the old tail once more, and the redone steps, which are keyed the same, replace it on the page.)
       const before = this.runSig.get(r.id);
       if (before !== undefined && !before.startsWith('running|') && r.status === 'running') replaceMetrics.push(r.id);
       this.runSig.set(r.id, signature(r));
@@ -161,10 +168,19 @@ export class StoreFeed {
     }
     const studies = touched.size ? listStudies(this.db).filter((s) => touched.has(s.id)).map((s) => studyView(this.db, s)) : [];
 
-    const evals = readEvalState(this.db);
-    const evalSig = JSON.stringify(evals);
-    const evalsChanged = evalSig !== this.evalSig;
-    this.evalSig = evalSig;
+    // Evaluations: re-read when a row was written (every write moves evals.seq, a result's scores included),
+    // and every few seconds anyway, so a running evaluation that went silent gets its stale flag.
+    let evals: EvalState | null = null;
+    let evalsChanged = false;
+    const evalSeq = maxSeq(this.db, 'evals');
+    if (evalSeq !== this.evalSeq || Date.now() - this.evalChecked > EVAL_RECHECK_MS) {
+      evals = readEvalState(this.db);
+      const evalSig = JSON.stringify(evals);
+      evalsChanged = evalSig !== this.evalSig;
+      this.evalSig = evalSig;
+      this.evalSeq = evalSeq;
+      this.evalChecked = Date.now();
+    }
 
     if (!runs.length && !metrics.length && !studies.length && !evalsChanged) return null;
     return { reset: false, runs, metrics, replaceMetrics, studies, evals: evalsChanged ? evals : null };
@@ -220,13 +236,19 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
   const log = o.log ?? (() => {});
   // Create the store's tables once through the ordinary (writing) connection, then read through a
   // read-only one of our own: the dashboard never writes, and never holds a writer's lock.
-  const writer = openStore(o.dbPath);
-  ensureRunsSchema(writer);
-  ensureStudiesSchema(writer);
-  ensureEvalsSchema(writer);
-  const db = new Database(o.dbPath, { readonly: true, fileMustExist: true });
-  db.pragma('busy_timeout = 2000');
-  const feed = new StoreFeed(db);
+  let db: DB;
+  let feed: StoreFeed;
+  try {
+    const writer = openStore(o.dbPath);
+    ensureRunsSchema(writer);
+    ensureStudiesSchema(writer);
+    ensureEvalsSchema(writer);
+    db = new Database(o.dbPath, { readonly: true, fileMustExist: true });
+    db.pragma('busy_timeout = 2000');
+    feed = new StoreFeed(db);
+  } catch (e) {
+    throw new Error(`${o.dbPath}: cannot open the store: ${(e as Error).message}`);
+  }
   const assets: Record<string, { type: string; body: string }> = {
     '/': { type: 'text/html; charset=utf-8', body: pageHtml(resolve(o.dbPath)) },
     '/assets/dashboard.js': { type: 'text/javascript; charset=utf-8', body: PAGE_JS },

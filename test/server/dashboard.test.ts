@@ -19,6 +19,7 @@ import { finishRun, logMetrics, startRun, truncateMetrics } from '../../src/stor
 import { recordStudy, recordStudyCheckpoint, recordStudyRun } from '../../src/store/studies.js';
 import { recordEvalResult, startEval, updateEvalProgress } from '../../src/store/evals.js';
 import { StoreFeed, startDashboard } from '../../src/server/dashboard.js';
+import { evalView, STALE_MS } from '../../src/server/dashboard-evals.js';
 import { byteLevelTokenizerJson } from '../../src/formats/tokenizer.js';
 import { readMetrics } from '../../src/train/loop.js';
 
@@ -139,6 +140,25 @@ test('feed: a study is sent whole when any of its rows changes, with each method
   recordStudyRun(db, { study: '/s', run: 'ppo-1', method: 'ppo', seed: 1, status: 'diverged', reason: 'KL NaN' });
   u = feed.poll()!;
   assert.equal(u.studies[0]!.runs.find((r) => r.run === 'ppo-1')!.status, 'diverged');
+});
+
+test('evalView: a running evaluation silent for over two minutes is stale; a leaderboard is ranked by rating, then axes', () => {
+  const now = Date.parse('2026-12-06T12:00:00Z');
+  const row = {
+    id: 'e', name: 'n', dir: null, status: 'running' as const, started: '2026-12-06T11:50:00Z', finished: null, phase: 'responses', done: 3, total: 9,
+    models: [{ label: 'a', provider: 'local', model: 'a' }, { label: 'b', provider: 'local', model: 'b' }], summary: null, error: null, seq: 1,
+  };
+  assert.equal(evalView({ ...row, updated: new Date(now - STALE_MS - 1000).toISOString() }, [], now).stale, true);
+  assert.equal(evalView({ ...row, updated: new Date(now - 5000).toISOString() }, [], now).stale, false);
+  const v = evalView({ ...row, status: 'completed', updated: row.started }, [
+    { model: 'a', scope: 'axis', metric: 'sentiment', value: 0.9 },
+    { model: 'a', scope: 'rating', metric: 'rating', value: 990, lo: 980, hi: 1000 },
+    { model: 'b', scope: 'rating', metric: 'rating', value: 1010 },
+  ], now);
+  assert.equal(v.stale, false);
+  assert.equal(v.primary, 'rating');
+  assert.deepEqual(v.scores.map((x) => [x.label, x.score, x.lo]), [['b', 1010, null], ['a', 990, 980]]);
+  assert.deepEqual(v.rows, [['b', 1010, null], ['a', 990, 0.9]]);
 });
 
 // ---- the page, live ----------------------------------------------------------------------------------
