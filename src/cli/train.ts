@@ -53,7 +53,8 @@ export async function main(argv: string[]): Promise<void | number> {
   const device = f.device ?? process.env.ALIGNLAB_DEVICE;
   if (device !== undefined) cfg.device = resolveDevice(device);
 
-  console.error(DASHBOARD_HINT);
+  // The hint is for a run that starts now; a --resume that is refused (a completed run) stays one line.
+  if (f.resume === undefined) console.error(DASHBOARD_HINT);
   // Ctrl-C / SIGTERM: the loop finishes the current update, checkpoints and returns 'interrupted'.
   const stop = interrupts((sig) => `${sig}: stopping after this step with a checkpoint (again to quit at once)`);
   let result;
