@@ -87,7 +87,7 @@ const peakMB = () => process.resourceUsage().maxRSS / 1024;
 
 async function studyModel() {
   const { resolveStudyConfig } = await import('../src/study/config.js');
-  const { tinyConfig } = await import('../src/model/config.js');
+  const { tinyConfig } = await import('../src/formats/config.js');
   const s = resolveStudyConfig();
   const m = s.model;
   const cfg = tinyConfig('llama', {

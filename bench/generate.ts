@@ -112,7 +112,7 @@ const agree = (a: number[], b: number[]) => {
 
 async function parent(): Promise<void> {
   const { Rng } = await import('../src/engine/index.js');
-  const { tinyConfig, paramCount } = await import('../src/model/config.js');
+  const { tinyConfig, paramCount } = await import('../src/formats/config.js');
   const { initHostParams } = await import('../src/model/params.js');
   const { saveHFDir, loadHFDir } = await import('../src/formats/hf.js');
   const { writeGGUF } = await import('../src/formats/gguf.js');

@@ -104,7 +104,7 @@ async function matmul(): Promise<CaseResult[]> {
 interface TrainShape { name: string; arch: 'gpt2' | 'llama'; layers: number; dim: number; heads: number; kvHeads: number; vocab: number; seq: number; batch: number; ffn: number; tied: boolean }
 
 async function trainCase(s: TrainShape): Promise<CaseResult[]> {
-  const { tinyConfig, paramCount } = await import('../src/model/config.js');
+  const { tinyConfig, paramCount } = await import('../src/formats/config.js');
   const { timeTrainStep } = await import('./step.js');
   const cfg = tinyConfig(s.arch, {
     vocabSize: s.vocab, hiddenSize: s.dim, numLayers: s.layers, numHeads: s.heads, numKvHeads: s.kvHeads, headDim: s.dim / s.heads,
@@ -122,7 +122,7 @@ async function trainCase(s: TrainShape): Promise<CaseResult[]> {
 }
 
 async function generate(): Promise<CaseResult[]> {
-  const { tinyConfig, paramCount } = await import('../src/model/config.js');
+  const { tinyConfig, paramCount } = await import('../src/formats/config.js');
   const { initHostParams } = await import('../src/model/params.js');
   const { toDevice } = await import('../src/model/weights.js');
   const { Sampler } = await import('../src/model/generate.js');

@@ -7,7 +7,7 @@
 // Call initEngine first. src/ is imported lazily inside `timeTrainStep`, so importing this file does not load
 // jax-js before a bench has chosen the wasm thread pool (src/engine/threads.ts).
 
-import type { ModelConfig } from '../src/model/config.js';
+import type { ModelConfig } from '../src/formats/config.js';
 
 export interface StepTiming {
   /** Milliseconds per timed step. */

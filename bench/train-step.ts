@@ -80,7 +80,7 @@ interface ChildResult {
 async function child(): Promise<void> {
   const { threadsInfo, checkThreads } = await import('../src/engine/threads.js'); // before @jax-js/jax (it reads ALIGNLAB_THREADS)
   const { initEngine } = await import('../src/engine/index.js');
-  const { tinyConfig, paramCount } = await import('../src/model/config.js');
+  const { tinyConfig, paramCount } = await import('../src/formats/config.js');
   const { timeTrainStep } = await import('./step.js');
 
   const device = await initEngine(flags.device);

@@ -1,6 +1,6 @@
 // `alignlab init`: a random model directory of any supported architecture, with a byte-level
 // tokenizer, so every command can be tried without downloading anything.
-import { ARCHS, tinyConfig, type Arch } from '../model/config.js';
+import { ARCHS, tinyConfig, type Arch } from '../formats/config.js';
 import { initHostParams } from '../model/params.js';
 import { saveHFDir } from '../formats/hf.js';
 import { byteLevelTokenizerJson } from '../formats/tokenizer.js';

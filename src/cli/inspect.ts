@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { resolveModelRef } from '../formats/hub.js';
 import { readSafetensorsHeader } from '../formats/safetensors.js';
-import { configFromHF, paramCount, traits, type ModelConfig } from '../model/config.js';
+import { configFromHF, paramCount, traits, type ModelConfig } from '../formats/config.js';
 import { command, parse } from './args.js';
 
 export const cli = () =>

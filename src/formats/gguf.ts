@@ -14,8 +14,8 @@
 
 import { writeFileAtomic } from './atomic.js';
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import type { ModelConfig } from '../model/config.js';
-import type { HostParams, HostTensor } from '../model/params.js';
+import type { ModelConfig } from './config.js';
+import type { HostParams, HostTensor } from '../engine/tree.js';
 import { checkParams, transpose2d } from './hf.js';
 import type { TokenizerConfig, TokenizerJson } from './tokenizer.js';
 

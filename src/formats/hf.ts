@@ -7,8 +7,8 @@
 
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { configFromHF, configToHF, traits, type ModelConfig } from '../model/config.js';
-import { leavesWithPaths, mapTree, paramShapes, type HostParams, type HostTensor, type LayerParams, type ParamTree } from '../model/params.js';
+import { configFromHF, configToHF, paramShapes, traits, type ModelConfig } from './config.js';
+import { leavesWithPaths, mapTree, type HostParams, type HostTensor, type LayerParams, type ParamTree } from '../engine/tree.js';
 import { f32ByteSize, readSafetensorsHeader, readSafetensors, writeSafetensors, type LoadedTensor } from './safetensors.js';
 import { Tokenizer, saveTokenizerFiles, writeJsonAtomic, type TokenizerConfig, type TokenizerJson } from './tokenizer.js';
 import { resolveModelRef } from './hub.js';

@@ -10,7 +10,7 @@
 import { writeFileAtomic } from './atomic.js';
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { endianness } from 'node:os';
-import type { HostTensor } from '../model/params.js';
+import type { HostTensor } from '../engine/tree.js';
 
 export type SafetensorsDtype = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32';
 

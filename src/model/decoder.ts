@@ -7,8 +7,8 @@
 // never think about jax-js's consume-on-use rule. Intermediate activations are consumed as they go.
 
 import { np, nn, lax, type Arr } from '../engine/index.js';
-import { traits, type ModelConfig } from './config.js';
-import type { LayerParams, Norm, ParamTree } from './params.js';
+import { traits, type ModelConfig } from '../formats/config.js';
+import type { LayerParams, Norm, ParamTree } from '../engine/tree.js';
 
 export type Params = ParamTree<Arr>;
 

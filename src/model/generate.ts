@@ -8,7 +8,7 @@
 // draw the same tokens for the same seed.
 
 import { compile, i32, keep, np, Rng, takeF32, type Arr } from '../engine/index.js';
-import type { ModelConfig } from './config.js';
+import type { ModelConfig } from '../formats/config.js';
 import { decodeStep, freeKV, prefill, type KV, type Params } from './decoder.js';
 
 export interface SampleOptions {

@@ -3,9 +3,9 @@
 // (AutoModelForSequenceClassification with num_labels = 1).
 
 import { np, Rng, type Arr } from '../engine/index.js';
-import type { ModelConfig } from './config.js';
+import type { ModelConfig } from '../formats/config.js';
 import { hidden, type Params } from './decoder.js';
-import type { HostTensor } from './params.js';
+import type { HostTensor } from '../engine/tree.js';
 
 export interface HeadParams<T = Arr> {
   w: T; // [C, 1]

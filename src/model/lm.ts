@@ -5,7 +5,7 @@
 import { basename, resolve } from 'node:path';
 import { Template } from '@huggingface/jinja';
 import { compile, free, i32, initEngine, keep, takeF32, type Arr } from '../engine/index.js';
-import type { ModelConfig } from './config.js';
+import type { ModelConfig } from '../formats/config.js';
 import { forward, type Params } from './decoder.js';
 import { Sampler, type SampleOptions } from './generate.js';
 import { ContinuousBatch, StepPrograms, type BatchHost, type PrepareRequest } from './scheduler.js';

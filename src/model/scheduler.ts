@@ -13,7 +13,7 @@
 // test/model/scheduler.test.ts checks that outputs are identical alone and mid-batch.
 
 import { compile, i32, keep, np, Rng, takeF32, type Arr } from '../engine/index.js';
-import type { ModelConfig } from './config.js';
+import type { ModelConfig } from '../formats/config.js';
 import { decodeStep, freeKV, prefill, type KV, type Params } from './decoder.js';
 import { appendText, decodeContinuation, sampleRow, type TokenGeneration } from './generate.js';
 import { InvalidRequestError, type DecodeRequest, type Generation, type StepBatch } from './serving.js';

@@ -3,7 +3,7 @@
 // under the base model) and by the online trainers (reference and old-policy log-probs).
 
 import { compile, i32, keep, type Arr } from '../engine/index.js';
-import type { ModelConfig } from './config.js';
+import type { ModelConfig } from '../formats/config.js';
 import { forward, type Params } from './decoder.js';
 import { tokenLogprobsAndEntropy } from './logprobs.js';
 

@@ -1,6 +1,6 @@
 // Moving parameter trees between the host (Float32Array) and the engine's device.
 import { np, type Arr } from '../engine/index.js';
-import { mapTree, type HostParams, type HostTensor, type ParamTree } from './params.js';
+import { mapTree, type HostParams, type HostTensor, type ParamTree } from '../engine/tree.js';
 
 export function toDevice(host: HostParams): ParamTree<Arr> {
   return mapTree(host, (t) => np.array(t.data, { shape: t.shape }));

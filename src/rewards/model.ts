@@ -12,10 +12,10 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { compile, free, i32, initEngine, keep, np, takeF32, type Arr } from '../engine/index.js';
-import type { ModelConfig } from '../model/config.js';
+import type { ModelConfig } from '../formats/config.js';
 import type { Params } from '../model/decoder.js';
 import { lastTokenValues, scalarValues, type HeadParams, type ScalarModel } from '../model/heads.js';
-import type { HostParams, HostTensor } from '../model/params.js';
+import type { HostParams, HostTensor } from '../engine/tree.js';
 import { toDevice, toHost } from '../model/weights.js';
 import { rightPad } from '../model/score.js';
 import { loadHFDir, saveHFDir } from '../formats/hf.js';

@@ -5,7 +5,7 @@
 // then come from the policy, not from the draw. KL(π‖π_ref) is estimated from the policy's own samples as
 // mean_y [log π(y|x) − log π_ref(y|x)] — unbiased for the sequence-level KL the DPO paper plots.
 
-import type { ModelConfig } from '../model/config.js';
+import type { ModelConfig } from '../formats/config.js';
 import type { Params } from '../model/decoder.js';
 import { Sampler } from '../model/generate.js';
 import { Scorer } from '../model/score.js';

@@ -16,7 +16,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from '
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { free, initEngine } from '../engine/index.js';
-import { tinyConfig, type ModelConfig } from '../model/config.js';
+import { tinyConfig, type ModelConfig } from '../formats/config.js';
 import type { Params } from '../model/decoder.js';
 import { initHostParams } from '../model/params.js';
 import { toDevice } from '../model/weights.js';

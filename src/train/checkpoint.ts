@@ -11,7 +11,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { np, tree, type Arr } from '../engine/index.js';
-import type { HostTensor } from '../model/params.js';
+import type { HostTensor } from '../engine/tree.js';
 import { readSafetensors, writeSafetensors } from '../formats/safetensors.js';
 import { treePaths, type Tree } from './optim.js';
 

@@ -21,7 +21,7 @@ import { readFileSync, writeFileSync, mkdirSync, existsSync } from 'node:fs';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { LineCounter, parseDocument, isMap, isScalar, isSeq, type Document, type Node } from 'yaml';
-import { configFromHF } from '../model/config.js';
+import { configFromHF } from '../formats/config.js';
 import { DPO_DEFAULTS } from './losses/dpo.js';
 import { SIMPO_DEFAULTS } from './losses/simpo.js';
 import { PPO_DEFAULTS } from './losses/ppo.js';

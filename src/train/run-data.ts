@@ -14,9 +14,10 @@
 
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import type { ModelConfig } from '../model/config.js';
-import { configFromHF } from '../model/config.js';
-import { initHostParams, type HostParams } from '../model/params.js';
+import type { ModelConfig } from '../formats/config.js';
+import { configFromHF } from '../formats/config.js';
+import { initHostParams } from '../model/params.js';
+import type { HostParams } from '../engine/tree.js';
 import { loadHFDir, saveHFDir } from '../formats/hf.js';
 import { Tokenizer, type TokenizerConfig } from '../formats/tokenizer.js';
 import { toHost } from '../model/weights.js';

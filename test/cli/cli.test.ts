@@ -13,7 +13,7 @@ import { COMMANDS, run } from '../../src/cli/main.js';
 import { main as initMain } from '../../src/cli/init.js';
 import { expectedTensors } from '../../src/cli/inspect.js';
 import { readSafetensorsHeader } from '../../src/formats/safetensors.js';
-import { configFromHF, ARCHS } from '../../src/model/config.js';
+import { configFromHF, ARCHS } from '../../src/formats/config.js';
 import { LM } from '../../src/model/lm.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');

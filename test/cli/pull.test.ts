@@ -8,7 +8,7 @@ import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { saveHFDir } from '../../src/formats/hf.js';
 import { byteLevelTokenizerJson } from '../../src/formats/tokenizer.js';
-import { tinyConfig } from '../../src/model/config.js';
+import { tinyConfig } from '../../src/formats/config.js';
 import { startFakeHub, type FakeHub } from '../helpers/hub-server.js';
 import { randomParams, tmp } from '../formats/helpers.js';
 

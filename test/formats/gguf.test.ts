@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import { readGgufFileInfo } from 'node-llama-cpp';
 import { GGUFType, ggufGet, permuteRope, readGGUF, writeGGUF, writeGGUFFile } from '../../src/formats/gguf.js';
 import { byteLevelTokenizerJson, wordLevelTokenizerJson } from '../../src/formats/tokenizer.js';
-import { tinyConfig } from '../../src/model/config.js';
+import { tinyConfig } from '../../src/formats/config.js';
 import { errorOf, randomParams, tmp } from './helpers.js';
 
 const dir = tmp('gguf');

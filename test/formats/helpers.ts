@@ -6,8 +6,9 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { traits, type ModelConfig } from '../../src/model/config.js';
-import { mapTree, paramShapes, type HostParams, type HostTensor } from '../../src/model/params.js';
+import { traits, type ModelConfig } from '../../src/formats/config.js';
+import { mapTree, type HostParams, type HostTensor } from '../../src/engine/tree.js';
+import { paramShapes } from '../../src/formats/config.js';
 
 export const tmp = (prefix: string) => mkdtempSync(join(tmpdir(), `alignlab-${prefix}-`));
 

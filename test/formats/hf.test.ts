@@ -5,8 +5,8 @@ import { test } from 'node:test';
 import { hfTensorsFromParams, loadHFDir, saveHFDir } from '../../src/formats/hf.js';
 import { readSafetensors, readSafetensorsHeader, writeSafetensors } from '../../src/formats/safetensors.js';
 import { byteLevelTokenizerJson } from '../../src/formats/tokenizer.js';
-import { ARCHS, tinyConfig, type ModelConfig } from '../../src/model/config.js';
-import { leavesWithPaths, type HostParams, type HostTensor } from '../../src/model/params.js';
+import { ARCHS, tinyConfig, type ModelConfig } from '../../src/formats/config.js';
+import { leavesWithPaths, type HostParams, type HostTensor } from '../../src/engine/tree.js';
 import { randomParams, tmp } from './helpers.js';
 
 const tokenizerJson = byteLevelTokenizerJson();

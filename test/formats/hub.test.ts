@@ -7,7 +7,7 @@ import { fnmatch, hubEnv, pull, repoFolder, resolveModelRef, type HubEnv } from 
 import { loadHFDir, saveHFDir } from '../../src/formats/hf.js';
 import { readGGUF, writeGGUF } from '../../src/formats/gguf.js';
 import { byteLevelTokenizerJson } from '../../src/formats/tokenizer.js';
-import { tinyConfig } from '../../src/model/config.js';
+import { tinyConfig } from '../../src/formats/config.js';
 import { startFakeHub, sha256, gitSha1, type FakeHub, type HubFile } from '../helpers/hub-server.js';
 import { randomParams, tmp } from './helpers.js';
 

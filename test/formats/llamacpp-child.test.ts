@@ -8,7 +8,7 @@ import { after, before, test } from 'node:test';
 import { readGGUF, writeGGUF, writeGGUFFile, type GGUFValue } from '../../src/formats/gguf.js';
 import { byteLevelTokenizerJson } from '../../src/formats/tokenizer.js';
 import { LlamaCppChild } from '../../src/eval/providers/llamacpp.js';
-import { tinyConfig } from '../../src/model/config.js';
+import { tinyConfig } from '../../src/formats/config.js';
 import { randomParams, tmp } from './helpers.js';
 
 const dir = tmp('llamacpp-child');

@@ -8,8 +8,8 @@ import { after, before, test } from 'node:test';
 import { writeGGUF } from '../../src/formats/gguf.js';
 import { Tokenizer, byteLevelTokenizerJson, splitWords, wordLevelTokenizerJson, type TokenizerJson } from '../../src/formats/tokenizer.js';
 import { LlamaCppChild } from '../../src/eval/providers/llamacpp.js';
-import { tinyConfig, type ModelConfig } from '../../src/model/config.js';
-import type { HostParams } from '../../src/model/params.js';
+import { tinyConfig, type ModelConfig } from '../../src/formats/config.js';
+import type { HostParams } from '../../src/engine/tree.js';
 import { maxAbsDiff, randomParams, referenceNextLogprobs, tmp } from './helpers.js';
 
 const dir = tmp('llamacpp-parity');

@@ -3,7 +3,7 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { readSafetensors, readSafetensorsHeader, writeSafetensors } from '../../src/formats/safetensors.js';
-import type { HostTensor } from '../../src/model/params.js';
+import type { HostTensor } from '../../src/engine/tree.js';
 import { errorOf, rng, tmp } from './helpers.js';
 
 const dir = tmp('st');

@@ -1,6 +1,6 @@
 // Tiny models and batches for tests: made here, never downloaded.
 import { i32, np, type Arr } from '../../src/engine/index.js';
-import { tinyConfig, type Arch, type ModelConfig } from '../../src/model/config.js';
+import { tinyConfig, type Arch, type ModelConfig } from '../../src/formats/config.js';
 import { initHostParams } from '../../src/model/params.js';
 import { toDevice } from '../../src/model/weights.js';
 import type { Params } from '../../src/model/decoder.js';

@@ -9,7 +9,7 @@ import { initEngine } from '../../src/engine/index.js';
 import { LM } from '../../src/model/lm.js';
 import { byteLevelTokenizerJson, Tokenizer } from '../../src/formats/tokenizer.js';
 import { ALL_ARCHS, tinyModel } from '../helpers/model.js';
-import { tinyConfig } from '../../src/model/config.js';
+import { tinyConfig } from '../../src/formats/config.js';
 import { initHostParams } from '../../src/model/params.js';
 import { toDevice } from '../../src/model/weights.js';
 

@@ -10,7 +10,7 @@ import { ContinuousBatch } from '../../src/model/scheduler.js';
 import { BatchQueue, QueueFullError } from '../../src/model/batch-queue.js';
 import { InvalidRequestError, type GenerateOptions, type Generation } from '../../src/model/serving.js';
 import { byteLevelTokenizerJson, Tokenizer, wordLevelTokenizerJson } from '../../src/formats/tokenizer.js';
-import type { Arch } from '../../src/model/config.js';
+import type { Arch } from '../../src/formats/config.js';
 import { tinyModel } from '../helpers/model.js';
 
 await initEngine('wasm');

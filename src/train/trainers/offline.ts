@@ -3,7 +3,7 @@
 // shared loop (src/train/loop.ts: jitted update, clipping, checkpoints, resume, NaN guard, metrics).
 
 import { free, np, type Arr } from '../../engine/index.js';
-import type { ModelConfig } from '../../model/config.js';
+import type { ModelConfig } from '../../formats/config.js';
 import { forward, type Params } from '../../model/decoder.js';
 import { scalarValues, type ScalarModel } from '../../model/heads.js';
 import { Scorer } from '../../model/score.js';

@@ -21,7 +21,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { compile, i32, keep, np, Rng, takeF32, tree, type Arr } from '../../engine/index.js';
-import type { ModelConfig } from '../../model/config.js';
+import type { ModelConfig } from '../../formats/config.js';
 import { forward, type Params } from '../../model/decoder.js';
 import { Sampler } from '../../model/generate.js';
 import type { LM } from '../../model/lm.js';

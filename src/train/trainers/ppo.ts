@@ -24,7 +24,7 @@
 // NaN guard and metrics (TRL names, one row per update; the rollout's `objective/*` repeat on each of its rows).
 
 import { compile, keep, np, type Arr } from '../../engine/index.js';
-import type { ModelConfig } from '../../model/config.js';
+import type { ModelConfig } from '../../formats/config.js';
 import { hidden, lmHead, type Params } from '../../model/decoder.js';
 import { initHead, scalarValues, type HeadParams, type ScalarModel } from '../../model/heads.js';
 import { tokenLogprobsAndEntropy } from '../../model/logprobs.js';

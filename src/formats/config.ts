@@ -1,7 +1,8 @@
 // ModelConfig: the one description of a decoder that every part of alignlab reads.
 // It is derived from (and written back to) Hugging Face config.json with HF's exact keys,
 // so a directory we save opens in transformers and one transformers saves opens here.
-import { ConfigError } from '../formats/errors.js';
+import { ConfigError } from './errors.js';
+import type { LayerParams, Norm, ParamTree } from '../engine/tree.js';
 
 export type Arch = 'gpt2' | 'llama' | 'mistral' | 'qwen2' | 'mixtral';
 export const ARCHS: readonly Arch[] = ['gpt2', 'llama', 'mistral', 'qwen2', 'mixtral'];
@@ -249,4 +250,24 @@ export function paramCount(c: ModelConfig): number {
   const emb = c.vocabSize * C + (t.learnedPositions ? c.maxPositions * C : 0);
   const head = c.tieEmbeddings ? 0 : c.vocabSize * C;
   return emb + c.numLayers * layer + norm + head;
+}
+
+/** Shapes of every leaf for a config: the single source of truth used by init, loading and checks. */
+export function paramShapes(c: ModelConfig): ParamTree<number[]> {
+  const t = traits(c);
+  const C = c.hiddenSize, D = c.headDim, H = c.numHeads, K = c.numKvHeads, I = c.intermediateSize, E = c.numExperts;
+  const norm = (): Norm<number[]> => (t.layerNorm ? { w: [C], b: [C] } : { w: [C] });
+  const layer = (): LayerParams<number[]> => {
+    const l: LayerParams<number[]> = { ln1: norm(), wqkv: [C, (H + 2 * K) * D], wo: [H * D, C], ln2: norm() };
+    if (t.qkvBias) l.bqkv = [(H + 2 * K) * D];
+    if (t.outBias) l.bo = [C];
+    if (t.geluMlp) Object.assign(l, { wfc: [C, I], bfc: [I], wproj: [I, C], bproj: [C] });
+    else if (t.moe) Object.assign(l, { router: [C, E], egate: [E, C, I], eup: [E, C, I], edown: [E, I, C] });
+    else Object.assign(l, { wgate: [C, I], wup: [C, I], wdown: [I, C] });
+    return l;
+  };
+  const p: ParamTree<number[]> = { wte: [c.vocabSize, C], layers: Array.from({ length: c.numLayers }, layer), lnf: norm() };
+  if (t.learnedPositions) p.wpe = [c.maxPositions, C];
+  if (!c.tieEmbeddings) p.lmHead = [C, c.vocabSize];
+  return p;
 }
