@@ -9,9 +9,9 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { currentDevice, free, initEngine, keep, np } from '../engine/index.js';
-import { tinyConfig, type ModelConfig } from '../formats/config.js';
+import { stringify as stringifyYaml } from 'yaml';
+import { currentDevice, initEngine, keep, np } from '../engine/index.js';
+import { tinyConfig, type ModelConfig } from '../model/config.js';
 import type { Params } from '../model/decoder.js';
 import { initHead } from '../model/heads.js';
 import { initHostParams } from '../model/params.js';
@@ -21,15 +21,10 @@ import { Tokenizer } from '../formats/tokenizer.js';
 import { pack, type PairExample } from '../data/batching.js';
 import { BOS, EOS, PAD } from '../data/sotu.js';
 import { RewardModel, saveRewardModel } from '../rewards/model.js';
-import { tokenReward } from '../rewards/types.js';
-import { vaderCompound } from '../rewards/vader.js';
-import { trainDpo, trainRewardModel, trainSft } from '../train/trainers/offline.js';
-import { trainPpo } from '../train/trainers/ppo.js';
-import { trainGrpo } from '../train/trainers/grpo.js';
-import { DPO_DEFAULTS } from '../train/losses/dpo.js';
-import { SIMPO_DEFAULTS } from '../train/losses/simpo.js';
-import { PPO_DEFAULTS } from '../train/losses/ppo.js';
-import { GRPO_DEFAULTS } from '../train/losses/grpo.js';
+import { trainRewardModel, trainSft } from '../train/trainers/offline.js';
+import { resolveConfig, type Algorithm } from '../train/config.js';
+import { run as runTraining } from '../train/run.js';
+import { methodFootprint, type FootprintConfig } from '../train/footprint.js';
 import { writeReport, type WrittenReport } from './publish.js';
 import { openStore } from '../store/db.js';
 import { recordStudyResults } from '../store/studies.js';
@@ -61,46 +56,20 @@ const rss = () => process.memoryUsage().rss;
 const hash = (x: unknown) => createHash('sha256').update(JSON.stringify(x)).digest('hex').slice(0, 12);
 
 /**
- * Non-blank, non-comment source lines of the named functions in a module of src/train, read from the
- * source file beside this one (.ts when run from source, .js in dist: tsc keeps the layout).
+ * Complexity as measured from the code and the run's config (train/footprint.ts): the parameter trees the trainer
+ * holds, the method's config keys this run sets, and the lines of its loss module. Best-of-N trains nothing: the
+ * base policy and the reward model are resident, N is its one hyperparameter, and it has no loss.
  */
-function lossLines(module: string, ...names: string[]): number {
-  const here = dirname(fileURLToPath(import.meta.url));
-  const file = ['.ts', '.js'].map((ext) => join(here, '..', 'train', module + ext)).find((f) => existsSync(f));
-  if (!file) return NaN;
-  const lines = readFileSync(file, 'utf-8').split('\n');
-  let total = 0;
-  for (const name of names) {
-    const start = lines.findIndex((l) => new RegExp(`^export (async )?function ${name}\\b`).test(l));
-    if (start < 0) continue;
-    const end = lines.findIndex((l, i) => i > start && l === '}');
-    total += lines.slice(start, end + 1).filter((l) => l.trim() !== '' && !/^\s*(\/\/|\/\*|\*)/.test(l)).length;
-  }
-  return total;
+export function methodComplexity(method: Method, config?: TrainRunConfig): Complexity {
+  if (!config) return { modelsInMemory: 2, hyperparameters: 1, lossLines: 0 };
+  const f = methodFootprint(config.algorithm, config.raw as FootprintConfig);
+  return { modelsInMemory: f.modelsResident, hyperparameters: f.hyperparameters, lossLines: f.lossLines };
 }
 
-/** Complexity as measured from the code: models resident while training, method hyperparameters, loss lines. */
-export function methodComplexity(method: Method): Complexity {
-  const ppoHyper = Object.keys(PPO_DEFAULTS).length + 2; // + KL target and horizon of the adaptive controller
-  switch (method) {
-    case 'dpo':
-    case 'ipo':
-      return { modelsInMemory: 2, hyperparameters: Object.keys(DPO_DEFAULTS).length, lossLines: lossLines('dpo', 'dpoLoss') };
-    case 'simpo':
-      return { modelsInMemory: 1, hyperparameters: Object.keys(SIMPO_DEFAULTS).length, lossLines: lossLines('dpo', 'simpoLoss') };
-    case 'ppo':
-    case 'ppo-gt':
-      return {
-        modelsInMemory: method === 'ppo' ? 4 : 3, // policy, reference, value (+ reward model)
-        hyperparameters: ppoHyper,
-        lossLines: lossLines('ppo', 'ppoLoss', 'ppoPolicyLoss', 'ppoValueLoss', 'ppoAdvantages', 'shapeRewards', 'gae'),
-      };
-    case 'grpo':
-    case 'rloo':
-      return { modelsInMemory: 3, hyperparameters: Object.keys(GRPO_DEFAULTS).length, lossLines: lossLines('grpo', 'grpoLoss', 'groupAdvantages') };
-    default:
-      return { modelsInMemory: 2, hyperparameters: 1, lossLines: 0 }; // best-of-n: base policy + reward model, N
-  }
+/** A study run as a training config: the algorithm and the YAML's content (paths relative to <out>/configs/). */
+export interface TrainRunConfig {
+  algorithm: Algorithm;
+  raw: Record<string, unknown>;
 }
 
 export function planRuns(cfg: StudyConfig): PlannedRun[] {
@@ -134,6 +103,8 @@ export class StudyRunner {
   private data!: StudyData;
   private modelCfg!: ModelConfig;
   private base!: LM;
+  /** The base policy's HF directory (in the cache): the `model.dir` of every run's config. */
+  private baseDir!: string;
   private evaluator!: Evaluator;
   private rm: RewardModel | null = null;
   private pairs: { train: PairExample[]; heldOut: PairExample[] } | null = null;
@@ -232,6 +203,7 @@ export class StudyRunner {
     });
     const key = hash({ model: this.modelCfg, pretrain: this.cfg.pretrain, corpus: this.data.corpus.key, seed: this.cfg.seed });
     const dir = join(this.o.cacheDir, `base-${key}`);
+    this.baseDir = dir;
     const costFile = join(dir, 'alignlab-cost.json');
     if (existsSync(join(dir, 'config.json')) && existsSync(costFile)) {
       this.base = await LM.load(dir);
@@ -361,7 +333,8 @@ export class StudyRunner {
   // ---- runs ------------------------------------------------------------------------------------
 
   private async runOnce(p: PlannedRun, counter: string): Promise<Run> {
-    const run = newRun(p.method, p.setting, p.seed, methodComplexity(p.method));
+    const config = this.runConfig(p);
+    const run = newRun(p.method, p.setting, p.seed, methodComplexity(p.method, config));
     const file = join(this.out, 'runs', `${run.id}.json`);
     if (existsSync(file)) {
       const done = parseRun(readFileSync(file, 'utf-8'), file);
@@ -385,7 +358,7 @@ export class StudyRunner {
     const base = this.study.base;
     addCheckpoint(run, { ...base, wallSeconds: 0 });
     try {
-      const cost = await this.train(p, run, record);
+      const cost = await this.train(p, run, config, record);
       run.cost = { ...cost, wallSeconds: now() - t0 - evalSeconds, peakRssBytes: Math.max(cost.peakRssBytes, rss()) };
       finishRun(run, 'ok');
     } catch (e) {
@@ -399,91 +372,121 @@ export class StudyRunner {
     return run;
   }
 
-  private async train(p: PlannedRun, run: Run, record: (params: Params, step: number) => Promise<Record<string, number>>): Promise<Cost> {
-    const cfg = this.cfg, seed = p.seed, runDir = join(this.out, 'train', run.id);
-    rmSync(runDir, { recursive: true, force: true });
-    const common = { cfg: this.modelCfg, T: cfg.task.T, padId: PAD, runDir, seed, kind: p.method, progress: false as const };
-    if (p.method === 'dpo' || p.method === 'simpo' || p.method === 'ipo') {
-      const pairs = await this.preferencePairs();
-      const c = p.method === 'simpo' ? cfg.simpo : cfg.dpo;
-      const { params, summary } = await trainDpo({
-        ...common,
-        params: keep(this.base.params),
-        ref: this.base.params,
-        train: pairs.train,
-        lossType: p.method === 'dpo' ? 'sigmoid' : p.method,
-        beta: Number(p.setting.beta),
-        gamma: p.method === 'simpo' ? Number(p.setting.gamma) : undefined,
-        batchSize: c.batchSize,
-        steps: c.steps,
-        optimizer: { lr: c.lr },
-        evalEvery: evalEvery(c.steps, cfg.eval.checkpoints),
-        extraEval: record,
-      });
-      await this.keepPolicy(run, params);
-      return { ...zeroCost(), tokensProcessed: summary.totalTokens, backwardSeconds: summary.stepSeconds * summary.step, peakRssBytes: summary.peakRssMB * 2 ** 20 };
+  /**
+   * One training run through the one training entry (train/run.ts): the run's config is written to
+   * <out>/configs/<run id>.yaml, so `alignlab train <algorithm> --config <that file>` re-runs it alone; here it
+   * runs in-process into <out>/train/<run id>, with the held-out evaluation as its eval hook. The first seed's
+   * trained policy is kept as an HF model directory (models/<run id>), to be evaluated, served or exported.
+   */
+  private async train(p: PlannedRun, run: Run, config: TrainRunConfig | undefined, record: (params: Params, step: number) => Promise<Record<string, number>>): Promise<Cost> {
+    if (p.method === 'best-of-n') return this.bestOfN(run, p.seed);
+    if (!config) throw new Error(`study: method ${p.method} is not wired into the runner`);
+    if (p.method === 'ppo' || p.method === 'grpo') await this.rewardModel(); // their configs name <out>/reward-model
+    const file = this.writeRunConfig(run.id, config);
+    const c = resolveConfig(file, config.algorithm);
+    c.output_dir = join(this.out, 'train', run.id);
+    c.run_name = run.id;
+    rmSync(c.output_dir, { recursive: true, force: true });
+    const keep = run.seed === this.cfg.seed;
+    const { summary, finalDir } = await runTraining(c, { device: currentDevice(), progress: false, log: () => {}, evaluate: record, saveFinal: keep });
+    if (finalDir) {
+      const dir = join(this.out, 'models', run.id);
+      rmSync(dir, { recursive: true, force: true });
+      mkdirSync(dirname(dir), { recursive: true });
+      renameSync(finalDir, dir);
     }
-    if (p.method === 'ppo' || p.method === 'ppo-gt') {
-      const c = cfg.ppo;
-      const rm = p.method === 'ppo' ? await this.rewardModel() : undefined;
-      const { policy, value, summary } = await trainPpo({
-        runDir, seed, iterations: c.iterations, learningRate: c.lr, progress: false, store: undefined,
-        policy: { cfg: this.modelCfg, params: this.base.params, eosId: EOS },
-        ref: this.base.params,
-        rewardModel: rm,
-        reward: p.method === 'ppo-gt' ? this.goldReward() : undefined,
-        prompts: this.data.trainPrompts.map((x) => x.ids),
-        batchSize: c.rolloutBatch,
-        numMiniBatches: c.miniBatches,
-        ppoEpochs: c.epochs,
-        maxNewTokens: cfg.task.maxNewTokens,
-        temperature: 1,
-        klCoef: Number(p.setting.klCoef),
-        evalEvery: evalEvery(c.iterations, cfg.eval.checkpoints),
-        evalFn: (pol, it) => record(pol, it),
-      });
-      await this.keepPolicy(run, policy);
-      free(value.head);
-      if (value.trunk !== this.base.params) free(value.trunk);
-      return onlineCost(summary);
-    }
-    if (p.method === 'grpo') {
-      const c = cfg.grpo;
-      const { policy, summary } = await trainGrpo({
-        runDir, seed, iterations: c.iterations, learningRate: c.lr, progress: false,
-        policy: { cfg: this.modelCfg, params: this.base.params, eosId: EOS },
-        ref: this.base.params,
-        reward: (await this.rewardModel()).rewardFn(),
-        prompts: this.data.trainPrompts.map((x) => x.ids),
-        numGenerations: c.groupSize,
-        promptsPerIteration: c.promptsPerIteration,
-        beta: c.beta,
-        maxNewTokens: cfg.task.maxNewTokens,
-        temperature: 1,
-        evalEvery: evalEvery(c.iterations, cfg.eval.checkpoints),
-        evalFn: (pol: Params, it: number) => record(pol, it),
-      });
-      await this.keepPolicy(run, policy);
-      return onlineCost(summary);
-    }
-    if (p.method === 'best-of-n') return this.bestOfN(run, seed);
-    throw new Error(`study: method ${p.method} is not wired into the runner`);
+    if ('cost' in summary) return onlineCost(summary);
+    return { ...zeroCost(), tokensProcessed: summary.totalTokens, backwardSeconds: summary.stepSeconds * summary.step, peakRssBytes: summary.peakRssMB * 2 ** 20 };
   }
 
   /**
-   * Save the first seed's trained policy as an HF model directory (models/<run id>), so it can be
-   * evaluated (`alignlab eval` with local:), served or exported like any other model; then free it.
+   * The training config of a planned run (null for best-of-N, which trains nothing). Only what the study
+   * chooses is written; every other key keeps the trainer's default (train/config.ts), so the configs show
+   * what differs between methods. Paths are relative to <out>/configs/.
    */
-  private async keepPolicy(run: Run, params: Params): Promise<void> {
-    if (run.seed !== this.cfg.seed) return free(params);
-    const lm = new LM(this.modelCfg, params, this.base.tokenizer, run.id);
-    await lm.save(join(this.out, 'models', run.id));
-    lm.dispose();
+  runConfig(p: PlannedRun): TrainRunConfig | undefined {
+    const cfg = this.cfg, k = cfg.eval.checkpoints;
+    const common = { model: { dir: this.baseDir }, seed: p.seed, device: currentDevice() };
+    if (p.method === 'dpo' || p.method === 'ipo' || p.method === 'simpo') {
+      const c = p.method === 'simpo' ? cfg.simpo : cfg.dpo;
+      const dpo: Record<string, unknown> = { loss_type: p.method === 'dpo' ? 'sigmoid' : p.method, beta: Number(p.setting.beta) };
+      if (p.method === 'simpo') dpo.simpo_gamma = Number(p.setting.gamma);
+      return {
+        algorithm: 'dpo',
+        raw: {
+          ...common,
+          data: { train: '../data/preferences-train.jsonl', eval_fraction: 0 },
+          max_steps: c.steps, per_device_train_batch_size: c.batchSize, learning_rate: c.lr, lr_scheduler_type: 'constant',
+          max_length: cfg.task.T, eval_steps: evalEvery(c.steps, k),
+          dpo,
+        },
+      };
+    }
+    if (p.method === 'ppo' || p.method === 'ppo-gt') {
+      const c = cfg.ppo;
+      if (c.rolloutBatch % c.miniBatches !== 0) throw new Error(`study config: ppo.rolloutBatch (${c.rolloutBatch}) must be a multiple of ppo.miniBatches (${c.miniBatches})`);
+      return {
+        algorithm: 'ppo',
+        raw: {
+          ...common,
+          data: { train: '../data/prompts-train.jsonl' },
+          // TRL's rollout: per_device_train_batch_size × num_mini_batches completions.
+          max_steps: c.iterations, per_device_train_batch_size: c.rolloutBatch / c.miniBatches, learning_rate: c.lr,
+          eval_steps: evalEvery(c.iterations, k),
+          ppo: {
+            reward: p.method === 'ppo' ? { model: '../reward-model' } : { function: 'word-sentiment' },
+            kl_coef: Number(p.setting.klCoef), num_ppo_epochs: c.epochs, num_mini_batches: c.miniBatches,
+            response_length: cfg.task.maxNewTokens, temperature: 1,
+          },
+        },
+      };
+    }
+    if (p.method === 'grpo') {
+      const c = cfg.grpo;
+      return {
+        algorithm: 'grpo',
+        raw: {
+          ...common,
+          data: { train: '../data/prompts-train.jsonl' },
+          max_steps: c.iterations, per_device_train_batch_size: c.promptsPerIteration * c.groupSize, learning_rate: c.lr,
+          eval_steps: evalEvery(c.iterations, k),
+          grpo: { reward: { model: '../reward-model' }, num_generations: c.groupSize, beta: c.beta, max_completion_length: cfg.task.maxNewTokens, temperature: 1 },
+        },
+      };
+    }
+    return undefined;
   }
 
-  /** The gold reward of a completion's tokens (EOS dropped), detokenized the way evaluation does it. */
-  private goldReward() {
-    return tokenReward((completion) => vaderCompound(this.data.detok(completion)));
+  /** <out>/configs/<run id>.yaml, after the data files it names. */
+  private writeRunConfig(id: string, config: TrainRunConfig): string {
+    this.trainingData();
+    const dir = join(this.out, 'configs');
+    mkdirSync(dir, { recursive: true });
+    const file = join(dir, `${id}.yaml`);
+    const head = `# Study run ${id}: a training config like any other. Re-run it alone (into runs/${config.algorithm}-${id}, or --out DIR):\n` +
+      `#   alignlab train ${config.algorithm} --config ${file}\n# Keys not written here take the trainer's defaults (docs/training.md).\n`;
+    writeAtomic(file, head + stringifyYaml({ algorithm: config.algorithm, ...config.raw }));
+    return file;
+  }
+
+  /**
+   * The runs' datasets in TRL's formats, with the token ids the study sampled (`*_input_ids`: re-tokenizing the
+   * text would not give them back exactly): <out>/data/preferences-train.jsonl (the pairs DPO trains on; the held-out
+   * pairs are left out) and <out>/data/prompts-train.jsonl (the online methods' prompts). Written once.
+   */
+  private trainingData(): void {
+    const dir = join(this.out, 'data');
+    const prefs = join(dir, 'preferences-train.jsonl'), prompts = join(dir, 'prompts-train.jsonl');
+    mkdirSync(dir, { recursive: true });
+    if (!existsSync(prompts)) {
+      const rows = this.data.trainPrompts.map((x) => JSON.stringify({ prompt: x.text || this.data.detok(x.ids), prompt_input_ids: x.ids }));
+      writeAtomic(prompts, rows.join('\n') + '\n');
+    }
+    if (this.pairs && !existsSync(prefs)) {
+      const d = this.data.detok;
+      const rows = this.pairs.train.map((r) => JSON.stringify({ prompt: d(r.prompt), chosen: d(r.chosen), rejected: d(r.rejected), prompt_input_ids: r.prompt, chosen_input_ids: r.chosen, rejected_input_ids: r.rejected }));
+      writeAtomic(prefs, rows.join('\n') + '\n');
+    }
   }
 
   /**
