@@ -4,6 +4,7 @@
 import { resolve } from 'node:path';
 import { resolveStudyConfig } from '../study/config.js';
 import { runStudy } from '../study/runner.js';
+import { writeReport } from './study-report.js';
 import { command, parse } from './args.js';
 import { interrupts } from './signals.js';
 import { DASHBOARD_HINT } from './dashboard.js';
@@ -34,13 +35,15 @@ export async function main(argv: string[]): Promise<void> {
   console.error(DASHBOARD_HINT);
   const stop = interrupts((sig) => `${sig}: stopping; finished runs are kept in ${out}/runs, run the same command to continue`, { exitAtOnce: true });
   try {
-    const { report, study } = await runStudy({
+    const { study } = await runStudy({
       config,
       out,
       cacheDir: resolve(f.cache ?? '.alignlab/cache'),
       device: f.device,
       command: ['alignlab', 'study', ...argv].join(' '),
     });
+    // The study runs and records; the analysis and the report are written here, above both study/ and report/.
+    const report = await writeReport(study, out);
     const minutes = (performance.now() - t) / 60000;
     console.log('');
     if (report.recommendation) console.log(report.recommendation.paragraph);

@@ -1,4 +1,4 @@
-// The study report: an analysed study (handed over by src/study/publish.ts) → tables and charts → report.md +
+// The study report: an analysed study (handed over by src/cli/study-report.ts) → tables and charts → report.md +
 // report.html (+ the charts as SVG and as Vega-Lite JSON beside them). Nothing here analyses anything.
 
 import { mkdirSync } from 'node:fs';

@@ -1,4 +1,4 @@
-// What the study report renders: the analysed study, handed over by the study (src/study/publish.ts builds it).
+// What the study report renders: the analysed study, handed over by the study command (src/cli/study-report.ts builds it).
 // The report computes nothing about the study and imports nothing from src/study: these interfaces are its
 // contract, and the study's own result types satisfy them (checked by the compiler where the study calls it).
 // Methods are plain ids ('dpo', 'ppo', …) with display labels carried in `labels`.

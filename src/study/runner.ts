@@ -1,6 +1,7 @@
 // The DPO-vs-PPO study, end to end and resumable:
 //   corpus → base policy (pretrained, cached) → preference pairs (sampled, gold-labelled) → reward model
-//   → runs (method × setting × seed, each evaluated at checkpoints) → analysis → report.
+//   → runs (method × setting × seed, each evaluated at checkpoints). The study command then analyses the runs and
+//   writes the report (cli/study-report.ts: study/ sits below report/ and does not import it).
 // Every stage writes its result under the output directory (the base model under the cache directory)
 // and is skipped when that result is already there; a run is written when it finishes, so an interrupted
 // study continues from its finished runs.
@@ -25,7 +26,6 @@ import { trainRewardModel, trainSft } from '../train/trainers/offline.js';
 import { resolveConfig, type Algorithm } from '../train/config.js';
 import { run as runTraining } from '../train/run.js';
 import { methodFootprint, type FootprintConfig } from '../train/footprint.js';
-import { writeReport, type WrittenReport } from './publish.js';
 import { openStore } from '../store/db.js';
 import { recordStudyResults } from '../store/studies.js';
 import type { StudyConfig } from './config.js';
@@ -117,7 +117,7 @@ export class StudyRunner {
     this.log = o.log ?? ((l) => process.stderr.write(l + '\n'));
   }
 
-  async run(): Promise<{ study: StudyResults; report: WrittenReport; studyFile: string }> {
+  async run(): Promise<{ study: StudyResults; studyFile: string }> {
     const started = new Date().toISOString();
     await initEngine(this.o.device);
     mkdirSync(join(this.out, 'runs'), { recursive: true });
@@ -156,12 +156,10 @@ export class StudyRunner {
     }
     this.study.provenance.finishedAt = new Date().toISOString();
     const studyFile = this.saveStudy();
-    const report = await writeReport(this.study, this.out);
-    this.log(`report: ${join(this.out, 'report.html')} and report.md`);
     this.evaluator.dispose();
     this.rm?.dispose();
     this.base.dispose();
-    return { study: this.study, report, studyFile };
+    return { study: this.study, studyFile };
   }
 
   /** A study directory belongs to one configuration: refuse to mix runs of different ones. */

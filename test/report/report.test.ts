@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { reportTitle } from '../../src/report/index.js';
-import { buildStudyReport as buildReport, writeReport } from '../../src/study/publish.js';
+import { buildStudyReport as buildReport, writeReport } from '../../src/cli/study-report.js';
 import { escapeHtml, escapeMd } from '../../src/report/escape.js';
 import { inlineSvg } from '../../src/report/render.js';
 import { renderSvg } from '../../src/report/charts.js';
@@ -216,5 +216,29 @@ test('the report imports nothing from src/study (the study hands it an analysed 
       const text = readFileSync(join(here, dir, f), 'utf-8');
       assert.doesNotMatch(text, banned, `src/${dir}/${f}`);
     }
+  }
+});
+
+test('analysis.json opens with the machine-readable verdict: headline, base LM losses, reward-model accuracy with its Wilson CI', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'alignlab-verdict-'));
+  try {
+    const s = promptStudy({ shift: { dpo: 0.2, ppo: 0 }, seedSd: 0.02, rngSeed: 2 });
+    s.baseModel = { heldOutLoss: 3.9, ngramLoss: 4.12 };
+    s.rewardModel = { heldOutAccuracy: 0.625, n: 64 };
+    const w = await writeReport(s, dir, { now: FIXED_NOW });
+    const j = JSON.parse(readFileSync(w.files.analysis, 'utf-8'));
+    const c = w.analysis.comparisons[0]!;
+    assert.deepEqual(Object.keys(j).slice(0, 3), ['headline', 'base', 'rewardModel']);
+    assert.deepEqual(j.headline, { kl: c.kl, dpo: c.aReward.value, ppo: c.bReward.value, diff: c.diff.value, ci: [c.diff.lo, c.diff.hi], significant: c.diff.significant, rule: w.analysis.headlineRule });
+    assert.equal(j.headline.significant, true);
+    assert.deepEqual(j.base, { heldoutLoss: 3.9, ngramLoss: 4.12 });
+    // Wilson 95% for 40 of 64 (by hand in Python): (0.502503786840045, 0.7333401982117536).
+    assert.equal(j.rewardModel.accuracy, 0.625);
+    assert.equal(j.rewardModel.n, 64);
+    assert.ok(Math.abs(j.rewardModel.ci[0] - 0.502503786840045) < 1e-8 && Math.abs(j.rewardModel.ci[1] - 0.7333401982117536) < 1e-8, JSON.stringify(j.rewardModel));
+    // Below 0.7 the report says the RM limits PPO(RM).
+    assert.match(w.markdown, /0\.625 \[0\.503, 0\.733\] on 64 pairs \(Wilson 95% interval\); below 0\.7: PPO\(RM\) is limited by its reward model/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -1,16 +1,17 @@
-// The study's last stage: analyse the results, write the recommendation, hand the analysed study to the report
-// renderer (src/report, which imports nothing from here), and write analysis.json beside the report.
+// The study command's last stage: analyse the results, write the recommendation, hand the analysed study to the
+// report renderer (src/report), and write analysis.json beside the report. It lives in cli/ because it joins two
+// folders that must not import each other: study/ sits below report/ and report/ imports nothing from study/.
 
 import { join } from 'node:path';
 import { mkdirSync } from 'node:fs';
 import { writeFileAtomic } from '../formats/atomic.js';
 import { buildReport, writeReport as renderReport, type Report, type ReportOptions, type StudyReportInput, type WrittenReport as WrittenFiles } from '../report/index.js';
-import { analyzeStudy, verdictJson, type AnalysisOptions, type StudyAnalysis } from './analysis.js';
-import { pointsOf } from './frontier.js';
-import { recommend, type Recommendation, type RecommendOptions } from './recommend.js';
-import { DEGENERATION_RULE, finalReward } from './stability.js';
-import type { Method, Run, StudyResults } from './types.js';
-import { METHOD_LABELS, toJson } from './types.js';
+import { analyzeStudy, verdictJson, type AnalysisOptions, type StudyAnalysis } from '../study/analysis.js';
+import { pointsOf } from '../study/frontier.js';
+import { recommend, type Recommendation, type RecommendOptions } from '../study/recommend.js';
+import { DEGENERATION_RULE, finalReward } from '../study/stability.js';
+import type { Method, Run, StudyResults } from '../study/types.js';
+import { METHOD_LABELS, toJson } from '../study/types.js';
 
 export interface PublishOptions extends ReportOptions {
   /** The two methods the headline table and recommendation compare (default dpo vs ppo). */
