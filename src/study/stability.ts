@@ -23,7 +23,7 @@ export interface CollapseThresholds {
 
 export const DEGENERATION_RULE =
   'degenerated: n-gram perplexity of the samples more than 2× the base policy\'s (when the n-gram model is available), ' +
-  'or fewer than half as many samples ending with EOS as the base policy\'s';
+  'or fewer than half as many samples ending with EOS as the base policy\'s (judged only when at least 5 of the base\'s samples ended with EOS)';
 
 export interface RunHealth {
   status: 'ok' | 'diverged' | 'collapsed';
@@ -58,6 +58,8 @@ export interface Fluency {
   fluency?: number;
   /** Share of samples that ended with EOS; NaN when not measured. */
   eosRate?: number;
+  /** Samples the rates are over. */
+  n?: number;
 }
 
 /** Why these samples count as degenerated (see DEGENERATION_RULE), or null when they do not (or it was not measured). */
@@ -67,7 +69,9 @@ export function degeneration(c: Fluency, base: Fluency, th: CollapseThresholds =
   if (Number.isFinite(f) && Number.isFinite(bf) && f - bf > fluencyNats)
     return `n-gram perplexity ${fmt(Math.exp(f))} vs base ${fmt(Math.exp(bf))} (more than ${fmt(Math.exp(fluencyNats))}×)`;
   const e = c.eosRate ?? NaN, be = base.eosRate ?? NaN;
-  if (Number.isFinite(e) && Number.isFinite(be) && be > 0 && e < eosFraction * be) return `EOS rate ${fmt(e)} vs base ${fmt(be)} (below ${eosFraction}×)`;
+  // A base rate resting on a handful of samples cannot show a halving: require 5 EOS-ended base samples.
+  const enough = base.n === undefined || be * base.n >= 5 - 1e-9;
+  if (Number.isFinite(e) && Number.isFinite(be) && be > 0 && enough && e < eosFraction * be) return `EOS rate ${fmt(e)} vs base ${fmt(be)} (below ${eosFraction}×)`;
   return null;
 }
 

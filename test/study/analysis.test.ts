@@ -275,3 +275,8 @@ test('degenerated at the matched KL: the chosen checkpoints\' n-gram fluency col
   assert.equal(an.byMethod.dpo!.stability.degenerated, 3);
   close(an.byMethod.ppo!.headline!.metrics.eosRate, 0.85);
 });
+
+test('degeneration by EOS needs at least 5 EOS-ended base samples: 1 of 8 is not evidence of a halving', () => {
+  assert.equal(degeneration({ eosRate: 0 }, { eosRate: 0.125, n: 8 }), null);
+  assert.match(degeneration({ eosRate: 0 }, { eosRate: 0.125, n: 64 })!, /EOS rate/);
+});
