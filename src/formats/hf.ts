@@ -1,7 +1,7 @@
 // Hugging Face model directories: config.json + model.safetensors (or shards with model.safetensors.index.json)
 // + tokenizer.json/tokenizer_config.json + generation_config.json, with transformers' exact names.
 //
-// Our layout (src/model/params.ts) stores weights [in, out] and fuses q/k/v; HF's nn.Linear stores [out, in]
+// Our layout (src/engine/tree.ts) stores weights [in, out] and fuses q/k/v; HF's nn.Linear stores [out, in]
 // and keeps q/k/v apart, while GPT-2's Conv1D is already [in, out]. The mapping is one table per architecture
 // (hfTensorsFromParams / paramsFromHFTensors); every leaf is checked against paramShapes(config).
 

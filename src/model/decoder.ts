@@ -1,4 +1,4 @@
-// One decoder for GPT-2, Llama, Mistral, Qwen2 and Mixtral, chosen by config (see config.ts `traits`).
+// One decoder for GPT-2, Llama, Mistral, Qwen2 and Mixtral, chosen by config (see formats/config.ts `traits`).
 // Read it top to bottom like nanoGPT's model.py: norms, rotary embeddings, attention, MLP / experts,
 // a block, the full-sequence forward for training, and prefill + one-token decode for generation.
 //

@@ -3,7 +3,7 @@
 
 import { paramShapes, type ModelConfig } from '../formats/config.js';
 import { mapTree, type HostParams } from '../engine/tree.js';
-import { Rng } from '../engine/index.js';
+import { Rng } from '../engine/rng.js';
 
 /**
  * GPT-2-style initialisation on the host (reproducible on every device): N(0, 0.02) weights,
