@@ -13,7 +13,7 @@ import { rewardLoss, lastTokenValues } from '../losses/reward.js';
 import { dpoLoss, type DpoLossType } from '../losses/dpo.js';
 import { simpoLoss } from '../losses/simpo.js';
 import { tokenLogprobs } from '../../model/logprobs.js';
-import { lossEvaluator, train, type Batch, type TrainOptions, type TrainSummary } from '../loop.js';
+import { lossEvaluator, train, yieldToEventLoop, type Batch, type TrainOptions, type TrainSummary } from '../loop.js';
 
 /** What every offline trainer takes besides its data: the loop's options minus the pieces it builds. */
 export type LoopOptions<P> = Omit<TrainOptions<P, never>, 'params' | 'lossFn' | 'data' | 'evalFn'> & {
@@ -190,6 +190,7 @@ export async function pairLogps(cfg: ModelConfig, params: Params, pairs: PairExa
   const sum = async (which: 'chosen' | 'rejected') => {
     const out: number[] = [];
     for (let i = 0; i < pairs.length; i += 64) {
+      await yieldToEventLoop(); // a long precompute must not hold off Ctrl-C's handler (the loop stops after its first step)
       const chunk = pairs.slice(i, i + 64);
       const scored = await scorer.score(params, chunk.map((p) => [...p.prompt, ...p[which]]));
       scored.forEach((s, j) => {
