@@ -12,7 +12,7 @@ import { cpus } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { stringify as stringifyYaml } from 'yaml';
 import { currentDevice, initEngine, keep, np } from '../engine/index.js';
-import { tinyConfig, type ModelConfig } from '../model/config.js';
+import { tinyConfig, type ModelConfig } from '../formats/config.js';
 import type { Params } from '../model/decoder.js';
 import { initHead } from '../model/heads.js';
 import { initHostParams } from '../model/params.js';
