@@ -95,3 +95,17 @@ test('docs/architecture.md states the same order as this test', () => {
   assert.ok(doc.includes(ORDER_LINE), `docs/architecture.md should contain the line: ${ORDER_LINE}`);
   for (const f of level.keys()) assert.match(doc, new RegExp(`^\\| \`${f}/\``, 'm'), `docs/architecture.md: no table row for ${f}/`);
 });
+
+test('every shared interface in docs/architecture.md is exported by the file it names', () => {
+  const doc = readFileSync(join(ROOT, 'docs/architecture.md'), 'utf-8');
+  const section = doc.split('## Shared interfaces')[1]!.split('\n## ')[0]!;
+  const rows = section.split('\n').filter((l) => /^\| `/.test(l)).map((l) => l.split('|').map((c) => c.trim()));
+  assert.ok(rows.length >= 5, 'the shared-interfaces table was not found');
+  for (const [, names, file] of rows) {
+    const path = /^`([^`]+\.ts)`$/.exec(file!)?.[1];
+    assert.ok(path, `docs/architecture.md: "${file}" should be one file in backticks`);
+    const text = readFileSync(join(SRC, path), 'utf-8');
+    for (const [, name] of names!.matchAll(/`([A-Za-z]+)`/g))
+      assert.match(text, new RegExp(`^export (declare )?(abstract )?(interface|class|type|function|const|async function) ${name}\\b`, 'm'), `src/${path} does not export ${name}`);
+  }
+});
