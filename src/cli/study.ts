@@ -5,7 +5,8 @@ import { resolve } from 'node:path';
 import { resolveStudyConfig } from '../study/config.js';
 import { runStudy } from '../study/runner.js';
 import { writeReport } from './study-report.js';
-import { command, parse } from './args.js';
+import { LONG_PRETRAIN, pretrainBase } from '../study/pretrain.js';
+import { command, parse, UsageError } from './args.js';
 import { interrupts } from './signals.js';
 import { DASHBOARD_HINT } from './dashboard.js';
 
@@ -25,7 +26,43 @@ interface Flags {
   cache?: string;
 }
 
+export const pretrainCli = () =>
+  command('pretrain', '(alignlab study pretrain) pretrain the study base once, longer, and write it with PROVENANCE.json (what assets/base ships)')
+    .option('--out <dir>', 'model directory to write (refused if it holds a model)', 'runs/study-base')
+    .option('--config <file>', 'YAML/JSON overriding study defaults (corpus, model)')
+    .option('--steps <n>', 'optimizer updates', String(LONG_PRETRAIN.steps))
+    .option('--batch-size <n>', 'blocks of model.context tokens per update', String(LONG_PRETRAIN.batchSize))
+    .option('--lr <x>', 'peak learning rate (cosine to 10%)', String(LONG_PRETRAIN.lr))
+    .option('--warmup <n>', 'warmup updates', String(LONG_PRETRAIN.warmup))
+    .option('--until <time>', 'stop at this ISO time with the weights so far (e.g. 2026-12-06T23:45:00Z)')
+    .option('--device <device>', 'wasm (default) or webgpu')
+    .option('--cache <dir>', 'cache for the processed corpus (default .alignlab/cache)');
+
+async function pretrainMain(argv: string[]): Promise<void> {
+  const cmd = pretrainCli();
+  if (!(await parse(cmd, argv))) return;
+  const f = cmd.opts<{ out: string; config?: string; steps: string; batchSize: string; lr: string; warmup: string; until?: string; device?: string; cache?: string }>();
+  const num = (v: string, flag: string) => {
+    const x = Number(v);
+    if (!(x > 0)) throw new UsageError(`--${flag}: expected a positive number, got ${v}`);
+    return x;
+  };
+  const until = f.until === undefined ? undefined : new Date(f.until);
+  if (until && Number.isNaN(until.getTime())) throw new UsageError(`--until: not a date/time: ${f.until}`);
+  const stop = interrupts((sig) => `${sig}: stopping after this step with a checkpoint; run the same command to continue`);
+  try {
+    await pretrainBase({
+      config: resolveStudyConfig({ file: f.config }), out: f.out, cacheDir: resolve(f.cache ?? '.alignlab/cache'), device: f.device,
+      steps: num(f.steps, 'steps'), batchSize: num(f.batchSize, 'batch-size'), lr: num(f.lr, 'lr'), warmup: Number(f.warmup), until,
+      signal: stop.signal, command: ['alignlab', 'study', 'pretrain', ...argv].join(' '),
+    });
+  } finally {
+    stop.dispose();
+  }
+}
+
 export async function main(argv: string[]): Promise<void> {
+  if (argv[0] === 'pretrain') return pretrainMain(argv.slice(1));
   const cmd = cli();
   if (!(await parse(cmd, argv))) return;
   const f = cmd.opts<Flags>();

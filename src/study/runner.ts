@@ -11,12 +11,13 @@ import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync 
 import { cpus } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { stringify as stringifyYaml } from 'yaml';
-import { currentDevice, initEngine, keep, np } from '../engine/index.js';
-import { tinyConfig, type ModelConfig } from '../formats/config.js';
+import { currentDevice, free, initEngine, keep, np, takeF32, type Arr } from '../engine/index.js';
+import type { ModelConfig } from '../formats/config.js';
 import type { Params } from '../model/decoder.js';
-import { initHead } from '../model/heads.js';
+import { initHead, type HeadParams } from '../model/heads.js';
 import { initHostParams } from '../model/params.js';
-import { toDevice } from '../model/weights.js';
+import type { HostParams, HostTensor } from '../engine/tree.js';
+import { toDevice, toHost } from '../model/weights.js';
 import { LM } from '../model/lm.js';
 import { Tokenizer } from '../formats/tokenizer.js';
 import { pack, type PairExample } from '../data/batching.js';
@@ -29,8 +30,10 @@ import { methodFootprint, type FootprintConfig } from '../train/footprint.js';
 import { openStore } from '../store/db.js';
 import { recordStudyResults } from '../store/studies.js';
 import type { StudyConfig } from './config.js';
+import { everyKth, HELD_OUT_EVERY, ngramBaseline, readProvenance, sentenceLoss, SHIPPED_BASE_DIR, studyModelConfig } from './pretrain.js';
 import { prepareStudyData, type StudyData } from './data.js';
-import { Evaluator, type Evaluated } from './evaluate.js';
+import { Evaluator, type Evaluated, type FluencyScorer } from './evaluate.js';
+import { KneserNey } from '../eval/metrics/ngram.js';
 import {
   addCheckpoint, finishRun, newRun, parseRun, serializeRun, serializeStudy, zeroCost,
   type Complexity, type Cost, type Method, type Prerequisite, type Run, type Setting, type StudyResults,
@@ -52,6 +55,8 @@ interface PlannedRun {
 }
 
 const now = () => performance.now() / 1000;
+/** Beside a scratch base in the cache: its held-out loss and the n-gram's (what PROVENANCE.json holds for the shipped one). */
+const LOSSES_FILE = 'alignlab-losses.json';
 const rss = () => process.memoryUsage().rss;
 const hash = (x: unknown) => createHash('sha256').update(JSON.stringify(x)).digest('hex').slice(0, 12);
 
@@ -105,9 +110,19 @@ export class StudyRunner {
   private base!: LM;
   /** The base policy's HF directory (in the cache): the `model.dir` of every run's config. */
   private baseDir!: string;
+  /** The base as a language model vs the n-gram, nats per token of held-out sentences (study results `baseModel`). */
+  private baseLosses: { heldOutLoss: number; ngramLoss: number } | undefined;
+  /** The n-gram baseline's order and discounts (tuned on the validation speeches), refitted here as the fluency model. */
+  private ngramSpec: { order: number; discounts: number[] } | undefined;
   private evaluator!: Evaluator;
-  private rm: RewardModel | null = null;
-  private pairs: { train: PairExample[]; heldOut: PairExample[] } | null = null;
+  /** Reward models by draw (see `draw`). */
+  private rms = new Map<number, RewardModel>();
+  /** Preference pairs by draw. */
+  private pairs = new Map<number, StudyPairs>();
+  /** prompt + completion of every base sample drawn for a draw's pairs (its reward model's normalisation set). */
+  private prefSamples = new Map<number, number[][]>();
+  /** Each draw's reward-model result, pooled into the study's `rewardModel`. */
+  private rmResults = new Map<number, RmMeta['result']>();
   private prerequisites: Prerequisite[] = [];
   private study!: StudyResults;
 
@@ -130,7 +145,7 @@ export class StudyRunner {
 
     await this.baseModel();
     const prompts = this.data.heldOutPrompts.slice(0, this.cfg.eval.prompts);
-    this.evaluator = new Evaluator(this.modelCfg, this.base.params, prompts, this.data.detok, { maxNewTokens: this.cfg.task.maxNewTokens, eosId: EOS, seed: 12345 });
+    this.evaluator = new Evaluator(this.modelCfg, this.base.params, prompts, this.data.detok, { maxNewTokens: this.cfg.task.maxNewTokens, eosId: EOS, seed: 12345, fluency: this.fluency() });
     t = now();
     const baseEval = await this.evaluator.evaluateBase();
     this.log(`base policy: gold reward ${baseEval.checkpoint.reward.toFixed(3)} on ${prompts.length} held-out prompts (${(now() - t).toFixed(1)} s)`);
@@ -140,15 +155,19 @@ export class StudyRunner {
       name: 'DPO vs PPO: positive continuations of State of the Union sentences',
       base: baseEval.checkpoint,
       baseSamples: baseEval.samples,
+      baseModel: this.baseLosses,
       prerequisites: this.prerequisites,
       provenance: this.provenance(started),
       runs: [],
     };
 
     const plan = planRuns(this.cfg);
-    // Prerequisites first, so their time is accounted to them and not to the first run that needs them.
-    if (plan.some((p) => ['dpo', 'ipo', 'simpo', 'ppo', 'best-of-n', 'grpo'].includes(p.method))) await this.preferencePairs();
-    if (plan.some((p) => ['ppo', 'best-of-n', 'grpo'].includes(p.method))) await this.rewardModel();
+    // Prerequisites first, so their time is accounted to them and not to the first run that needs them. With
+    // prefs.perSeed every seed draws its own base samples, pairs and reward model, so the intervals cover them.
+    for (const d of new Set(plan.map((p) => this.draw(p.seed)))) {
+      if (plan.some((p) => ['dpo', 'ipo', 'simpo', 'ppo', 'best-of-n', 'grpo'].includes(p.method))) await this.preferencePairs(d);
+      if (plan.some((p) => ['ppo', 'best-of-n', 'grpo'].includes(p.method))) await this.rewardModel(d);
+    }
     for (const [i, p] of plan.entries()) {
       const run = await this.runOnce(p, `${i + 1}/${plan.length}`);
       this.study.runs.push(run);
@@ -157,7 +176,7 @@ export class StudyRunner {
     this.study.provenance.finishedAt = new Date().toISOString();
     const studyFile = this.saveStudy();
     this.evaluator.dispose();
-    this.rm?.dispose();
+    for (const rm of this.rms.values()) rm.dispose();
     this.base.dispose();
     return { study: this.study, studyFile };
   }
@@ -194,11 +213,8 @@ export class StudyRunner {
 
   private async baseModel(): Promise<void> {
     const m = this.cfg.model;
-    const V = Math.ceil(this.data.vocab.length / 8) * 8; // a multiple of 8 keeps matmul shapes friendly
-    this.modelCfg = tinyConfig('llama', {
-      vocabSize: V, hiddenSize: m.hidden, numLayers: m.layers, numHeads: m.heads, numKvHeads: m.kvHeads, headDim: m.hidden / m.heads,
-      intermediateSize: m.intermediate, maxPositions: m.context, tieEmbeddings: true, bosTokenId: BOS, eosTokenId: EOS, padTokenId: PAD,
-    });
+    this.modelCfg = studyModelConfig(this.cfg, this.data.vocab.length);
+    if (this.cfg.base === 'shipped') return this.shippedBase();
     const key = hash({ model: this.modelCfg, pretrain: this.cfg.pretrain, corpus: this.data.corpus.key, seed: this.cfg.seed });
     const dir = join(this.o.cacheDir, `base-${key}`);
     this.baseDir = dir;
@@ -206,6 +222,11 @@ export class StudyRunner {
     if (existsSync(join(dir, 'config.json')) && existsSync(costFile)) {
       this.base = await LM.load(dir);
       this.prerequisites.push({ name: 'pretraining the base policy (cached)', cost: JSON.parse(readFileSync(costFile, 'utf-8')) as Cost, usedBy: ['dpo', 'simpo', 'ppo', 'ppo-gt', 'grpo', 'best-of-n'] });
+      if (existsSync(join(dir, LOSSES_FILE))) {
+        const l = JSON.parse(readFileSync(join(dir, LOSSES_FILE), 'utf-8')) as { heldOutLoss: number; ngramLoss: number; ngram: { order: number; discounts: number[] } };
+        this.baseLosses = { heldOutLoss: l.heldOutLoss, ngramLoss: l.ngramLoss };
+        this.ngramSpec = l.ngram;
+      }
       this.log(`base policy: loaded from ${dir}`);
       return;
     }
@@ -237,95 +258,205 @@ export class StudyRunner {
     writeAtomic(costFile, JSON.stringify(cost));
     this.prerequisites.push({ name: 'pretraining the base policy', cost, usedBy: ['dpo', 'simpo', 'ppo', 'ppo-gt', 'grpo', 'best-of-n'] });
     this.log(`base policy: loss ${summary.finalMetrics.loss?.toFixed(3)} after ${summary.step} steps, ${summary.tokensPerSec.toFixed(0)} tok/s, ${cost.wallSeconds.toFixed(1)} s → ${dir}`);
+    // The same measurements `study pretrain` records for the shipped base (outside the pretraining cost).
+    const heldSentences = everyKth(this.data.heldOutSentences, HELD_OUT_EVERY);
+    const held = await sentenceLoss(this.modelCfg, this.base.params, heldSentences);
+    const ngram = ngramBaseline(this.data, this.modelCfg.maxPositions, heldSentences);
+    this.baseLosses = { heldOutLoss: held.perToken, ngramLoss: ngram.heldOutLoss };
+    this.ngramSpec = { order: ngram.order, discounts: ngram.discounts };
+    writeAtomic(join(dir, LOSSES_FILE), JSON.stringify({ ...this.baseLosses, ngram: this.ngramSpec }));
+    this.log(`base policy: held-out ${held.perToken.toFixed(3)} nats/token vs ${ngram.order}-gram Kneser–Ney ${ngram.heldOutLoss.toFixed(3)}`);
+  }
+
+  /**
+   * The base the package ships (assets/base, written by `alignlab study pretrain`): loaded, checked against this
+   * study's architecture and vocabulary (a different `model` or `corpus.vocabSize` needs `base: scratch` or a new
+   * `study pretrain`), and its measured pretraining cost and held-out losses taken from its PROVENANCE.json.
+   */
+  private async shippedBase(): Promise<void> {
+    const dir = this.cfg.baseDir ?? SHIPPED_BASE_DIR;
+    const prov = readProvenance(dir);
+    if (!existsSync(join(dir, 'config.json')) || !prov) throw new Error(`${dir}: no shipped base (config.json and PROVENANCE.json); run \`alignlab study pretrain --out ${dir}\` or set base: scratch`);
+    const lm = await LM.load(dir);
+    const want = this.modelCfg, got = lm.cfg;
+    const diff = (['vocabSize', 'hiddenSize', 'numLayers', 'numHeads', 'numKvHeads', 'intermediateSize'] as const).find((k) => want[k] !== got[k]);
+    const saved = (lm.tokenizer.json.model as { vocab?: Record<string, number> }).vocab ?? {};
+    const vocabDiffers = Object.keys(saved).length !== this.data.vocab.length || this.data.vocab.some((w, i) => saved[w] !== i);
+    if (diff || vocabDiffers) {
+      lm.dispose();
+      throw new Error(`${join(dir, 'config.json')}: field ${diff ?? 'vocabulary'}: the shipped base does not match this study's model/corpus config; use base: scratch, or pretrain a matching base with \`alignlab study pretrain\``);
+    }
+    this.base = lm;
+    this.baseDir = dir;
+    const cost: Cost = { ...zeroCost(), wallSeconds: prov.training.wallSeconds, tokensProcessed: prov.training.tokensSeen };
+    this.prerequisites.push({ name: 'pretraining the base policy (shipped; `alignlab study pretrain`)', cost, usedBy: ['dpo', 'simpo', 'ppo', 'ppo-gt', 'grpo', 'best-of-n'] });
+    this.baseLosses = { heldOutLoss: prov.heldOut.loss, ngramLoss: prov.ngram.heldOutLoss };
+    this.ngramSpec = { order: prov.ngram.order, discounts: prov.ngram.discounts };
+    this.log(`base policy: shipped ${dir} (${prov.training.steps} steps, ${(prov.training.tokensSeen / 1e6).toFixed(2)}M tokens); held-out ${prov.heldOut.loss.toFixed(3)} nats/token vs ${prov.ngram.order}-gram ${prov.ngram.heldOutLoss.toFixed(3)}, <unk> ${(100 * prov.heldOut.unkRate).toFixed(1)}%`);
+  }
+
+  /**
+   * The fluency model no method trains against: the Kneser–Ney n-gram of the base-vs-n-gram comparison, refitted on
+   * the base's training sentences. A continuation's score is its mean −log p per token given the prompt (the
+   * evaluator's tokens, EOS excluded; an empty continuation, an immediate stop, is scored as that one EOS).
+   */
+  private fluency(): FluencyScorer | undefined {
+    if (!this.ngramSpec) return undefined;
+    const t = now();
+    const lm = new KneserNey(this.data.trainSentences, { order: this.ngramSpec.order, vocabSize: this.data.vocab.length, bosId: BOS, discounts: this.ngramSpec.discounts });
+    this.log(`fluency model: ${this.ngramSpec.order}-gram Kneser–Ney on ${this.data.trainSentences.length} training sentences (${(now() - t).toFixed(1)} s)`);
+    return (prompts, continuations) => continuations.map((c, i) => lm.scoreContinuation(prompts[i]!, c.length ? c : [EOS]).perToken);
   }
 
   // ---- stage: preference pairs -----------------------------------------------------------------
 
-  private async preferencePairs(): Promise<{ train: PairExample[]; heldOut: PairExample[] }> {
-    if (this.pairs) return this.pairs;
-    const file = join(this.out, 'preferences.jsonl');
-    const costFile = join(this.out, 'preferences-cost.json');
-    let rows: (PairExample & { chosen_reward: number; rejected_reward: number })[];
+  /** Which draw of base samples, pairs and reward model a seed's runs use: its own with prefs.perSeed, else the first seed's. */
+  private draw(seed: number): number {
+    return this.cfg.prefs.perSeed ? seed : this.cfg.seed;
+  }
+
+  /** File-name suffix of a draw ('' for the first seed's, so a single-draw study keeps the plain names). */
+  private drawSuffix(draw: number): string {
+    return draw === this.cfg.seed ? '' : `-seed${draw}`;
+  }
+
+  private async preferencePairs(seed = this.cfg.seed): Promise<StudyPairs> {
+    const draw = this.draw(seed);
+    const have = this.pairs.get(draw);
+    if (have) return have;
+    const file = join(this.out, `preferences${this.drawSuffix(draw)}.jsonl`);
+    const costFile = join(this.out, `preferences${this.drawSuffix(draw)}-cost.json`);
+    const what = `sampling preference pairs${this.drawSuffix(draw) ? ` (seed ${draw})` : ''}`;
+    let rows: PairRow[];
     if (existsSync(file) && existsSync(costFile)) {
       rows = readFileSync(file, 'utf-8').trim().split('\n').map((l, i) => {
-        const r = JSON.parse(l) as { prompt_ids: number[]; chosen_ids: number[]; rejected_ids: number[]; chosen_reward: number; rejected_reward: number };
-        if (!Array.isArray(r.prompt_ids) || !Array.isArray(r.chosen_ids) || !Array.isArray(r.rejected_ids))
-          throw new Error(`${file}:${i + 1}: field prompt_ids/chosen_ids/rejected_ids missing; delete the file to resample`);
-        return { prompt: r.prompt_ids, chosen: r.chosen_ids, rejected: r.rejected_ids, chosen_reward: r.chosen_reward, rejected_reward: r.rejected_reward };
+        const r = JSON.parse(l) as { prompt_index: number; prompt_ids: number[]; chosen_ids: number[]; rejected_ids: number[]; chosen_reward: number; rejected_reward: number };
+        if (!Number.isInteger(r.prompt_index) || !Array.isArray(r.prompt_ids) || !Array.isArray(r.chosen_ids) || !Array.isArray(r.rejected_ids))
+          throw new Error(`${file}:${i + 1}: field prompt_index/prompt_ids/chosen_ids/rejected_ids missing; delete the file to resample`);
+        return { promptIndex: r.prompt_index, prompt: r.prompt_ids, chosen: r.chosen_ids, rejected: r.rejected_ids, chosenReward: r.chosen_reward, rejectedReward: r.rejected_reward };
       });
-      this.prerequisites.push({ name: 'sampling preference pairs', cost: JSON.parse(readFileSync(costFile, 'utf-8')) as Cost, usedBy: ['dpo', 'simpo', 'ppo'] });
+      const cached = JSON.parse(readFileSync(costFile, 'utf-8')) as { cost: Cost; baseSamples: number[][] };
+      this.prefSamples.set(draw, cached.baseSamples);
+      this.prerequisites.push({ name: what, cost: cached.cost, usedBy: ['dpo', 'simpo', 'ppo'] });
     } else {
       const t = now();
       const k = this.cfg.prefs.samplesPerPrompt;
       const prompts = this.data.trainPrompts.slice(0, this.cfg.prefs.prompts);
       const ev = new Evaluator(this.modelCfg, this.base.params, prompts, this.data.detok, { maxNewTokens: this.cfg.task.maxNewTokens, eosId: EOS, seed: 777 });
-      const scored = await ev.sample(this.base.params, k, 777, false);
+      const scored = await ev.sample(this.base.params, k, 777 + draw, false);
       ev.dispose();
-      rows = [];
-      const lines: string[] = [];
-      prompts.forEach((p, i) => {
-        const group = scored.slice(i * k, (i + 1) * k);
-        const best = group.reduce((a, b) => (b.reward > a.reward ? b : a));
-        const worst = group.reduce((a, b) => (b.reward < a.reward ? b : a));
-        if (best.reward - worst.reward < this.cfg.prefs.minGap) return;
-        // EOS stays on a completion that ended with it: the policy learns where to stop, too.
-        const withEos = (s: typeof best) => (s.policyLogps.length > s.tokens.length ? [...s.tokens, EOS] : s.tokens);
-        const row = { prompt: p.ids, chosen: withEos(best), rejected: withEos(worst), chosen_reward: best.reward, rejected_reward: worst.reward };
-        rows.push(row);
-        lines.push(JSON.stringify({ prompt: p.text, chosen: best.text, rejected: worst.text, prompt_ids: row.prompt, chosen_ids: row.chosen, rejected_ids: row.rejected, chosen_reward: best.reward, rejected_reward: worst.reward }));
-      });
+      // EOS stays on a completion that ended with it: the policy learns where to stop, too.
+      const withEos = (s: (typeof scored)[number]) => (s.policyLogps.length > s.tokens.length ? [...s.tokens, EOS] : s.tokens);
+      const groups = prompts.map((p, i) => ({ prompt: p.ids, samples: scored.slice(i * k, (i + 1) * k).map((s) => ({ ids: withEos(s), reward: s.reward })) }));
+      rows = allPairs(groups, this.cfg.prefs.minGap);
+      const lines = rows.map((r) => JSON.stringify({
+        prompt: this.data.detok(r.prompt), chosen: this.data.detok(r.chosen), rejected: this.data.detok(r.rejected),
+        prompt_index: r.promptIndex, prompt_ids: r.prompt, chosen_ids: r.chosen, rejected_ids: r.rejected, chosen_reward: r.chosenReward, rejected_reward: r.rejectedReward,
+      }));
       writeAtomic(file, lines.join('\n') + '\n');
+      // The base's own samples (prompt + completion) set the reward model's normalisation.
+      const baseSamples = groups.flatMap((g) => g.samples.map((s) => [...g.prompt, ...s.ids]));
+      this.prefSamples.set(draw, baseSamples);
       const cost: Cost = { ...zeroCost(), wallSeconds: now() - t, generationSeconds: now() - t, tokensProcessed: scored.reduce((a, s) => a + s.tokens.length, 0), peakRssBytes: rss() };
-      writeAtomic(costFile, JSON.stringify(cost));
-      this.prerequisites.push({ name: 'sampling preference pairs', cost, usedBy: ['dpo', 'simpo', 'ppo'] });
-      this.log(`preferences: ${rows.length} pairs from ${prompts.length} prompts × ${k} samples (${cost.wallSeconds.toFixed(1)} s) → ${file}`);
+      writeAtomic(costFile, JSON.stringify({ cost, baseSamples }));
+      this.prerequisites.push({ name: what, cost, usedBy: ['dpo', 'simpo', 'ppo'] });
+      this.log(`preferences: ${rows.length} pairs (every pair of samples whose gold rewards differ by ≥ ${this.cfg.prefs.minGap}) from ${prompts.length} prompts × ${k} samples (${cost.wallSeconds.toFixed(1)} s) → ${file}`);
     }
-    const nHeld = Math.max(1, Math.round(rows.length * this.cfg.prefs.heldOutFraction));
-    const strip = (r: (typeof rows)[number]): PairExample => ({ prompt: r.prompt, chosen: r.chosen, rejected: r.rejected });
-    this.pairs = { train: rows.slice(nHeld).map(strip), heldOut: rows.slice(0, nHeld).map(strip) };
-    if (this.pairs.train.length < this.cfg.dpo.batchSize)
-      throw new Error(`preferences: only ${this.pairs.train.length} training pairs, fewer than one batch (${this.cfg.dpo.batchSize}); raise prefs.prompts`);
-    return this.pairs;
+    const pairs = splitPairsByPrompt(rows, this.cfg.prefs.heldOutFraction, this.cfg.prefs.validFraction);
+    if (pairs.train.length < this.cfg.dpo.batchSize)
+      throw new Error(`${file}: only ${pairs.train.length} training pairs, fewer than one batch (${this.cfg.dpo.batchSize}); raise prefs.prompts`);
+    if (pairs.valid.length === 0 || pairs.heldOut.length === 0)
+      throw new Error(`${file}: the prompt split left ${pairs.valid.length} validation and ${pairs.heldOut.length} held-out pairs; raise prefs.prompts`);
+    this.pairs.set(draw, pairs);
+    return pairs;
   }
 
   // ---- stage: the reward model -----------------------------------------------------------------
 
-  private async rewardModel(): Promise<RewardModel> {
-    if (this.rm) return this.rm;
-    const dir = join(this.out, 'reward-model');
+  /**
+   * Bradley–Terry reward model on the training pairs; the checkpoint with the best validation-pair accuracy is kept
+   * (evaluated `rm.evals` times); its accuracy on the held-out pairs (prompts it never saw) is the reported one.
+   * The saved head is rescaled so the base policy's own samples score mean 0, std 1 (TRL/OpenRLHF normalise reward
+   * scores the same way): PPO's KL coefficient then means the same thing whatever scale the model learned.
+   */
+  private async rewardModel(seed = this.cfg.seed): Promise<RewardModel> {
+    const draw = this.draw(seed);
+    const have = this.rms.get(draw);
+    if (have) return have;
+    const dir = join(this.out, `reward-model${this.drawSuffix(draw)}`);
     const metaFile = join(dir, 'alignlab-rm.json');
-    const pairs = await this.preferencePairs();
+    const what = `training the reward model${this.drawSuffix(draw) ? ` (seed ${draw})` : ''}`;
+    const pairs = await this.preferencePairs(draw);
     if (existsSync(metaFile)) {
-      this.rm = await RewardModel.load(dir, { batchSize: 32 });
-      const meta = JSON.parse(readFileSync(metaFile, 'utf-8')) as { accuracy: number; n: number; cost: Cost };
-      this.study.rewardModel = { heldOutAccuracy: meta.accuracy, n: meta.n };
-      this.prerequisites.push({ name: 'training the reward model', cost: meta.cost, usedBy: ['ppo', 'best-of-n'] });
-      return this.rm;
+      const rm = await RewardModel.load(dir, { batchSize: 32 });
+      this.rms.set(draw, rm);
+      const meta = JSON.parse(readFileSync(metaFile, 'utf-8')) as RmMeta;
+      this.recordRewardModel(draw, meta.result);
+      this.prerequisites.push({ name: what, cost: meta.cost, usedBy: ['ppo', 'best-of-n'] });
+      return rm;
     }
     const t = now();
-    const head = initHead(this.modelCfg, this.cfg.seed + 99);
+    const head = initHead(this.modelCfg, draw + 99);
     const model = {
       trunk: keep(this.base.params),
       head: { w: np.array(head.w.data, { shape: head.w.shape }), b: np.array(head.b.data, { shape: head.b.shape }) },
     };
-    const runDir = join(this.out, 'train', 'reward-model');
+    const runDir = join(this.out, 'train', `reward-model${this.drawSuffix(draw)}`);
     rmSync(runDir, { recursive: true, force: true });
-    const bs = Math.min(this.cfg.rm.batchSize, pairs.heldOut.length);
-    const { params, summary } = await trainRewardModel({
-      cfg: this.modelCfg, model, train: pairs.train, eval: pairs.heldOut, batchSize: bs, T: this.cfg.task.T, padId: PAD,
-      steps: this.cfg.rm.steps, runDir, seed: this.cfg.seed, optimizer: { lr: this.cfg.rm.lr }, evalEvery: this.cfg.rm.steps, kind: 'rm', progress: 'auto',
-    });
-    const accuracy = summary.finalMetrics.eval_accuracy ?? NaN;
-    const n = Math.floor(pairs.heldOut.length / bs) * bs;
     const tokenizer = Tokenizer.fromJSON(this.data.tokenizerJson, this.data.tokenizerConfig);
-    await saveRewardModel(dir, { cfg: this.modelCfg, model: params, tokenizer });
+    // The best validation checkpoint, copied to the host (a holder object: TypeScript does not track closure writes).
+    const sel: { best: { accuracy: number; step: number; host: { trunk: HostParams; head: HeadParams<HostTensor> } } | null } = { best: null };
+    const steps = this.cfg.rm.steps;
+    const { params, summary } = await trainRewardModel({
+      cfg: this.modelCfg, model, train: pairs.train, batchSize: this.cfg.rm.batchSize, T: this.cfg.task.T, padId: PAD,
+      steps, runDir, seed: draw, optimizer: { lr: this.cfg.rm.lr }, evalEvery: Math.max(1, Math.ceil(steps / this.cfg.rm.evals)), kind: 'rm', progress: 'auto', store: false,
+      extraEval: async (m, step) => {
+        const rm = new RewardModel(this.modelCfg, keep(m), undefined, { batchSize: 32 });
+        const accuracy = (await pairAccuracy(rm, pairs.valid)).accuracy;
+        rm.dispose();
+        if (!sel.best || accuracy > sel.best.accuracy) sel.best = { accuracy, step, host: { trunk: await toHost(m.trunk), head: { w: await hostOf(m.head.w), b: await hostOf(m.head.b) } } };
+        return { valid_accuracy: accuracy };
+      },
+    });
+    free(params);
+    const chosen = sel.best;
+    if (!chosen) throw new Error('reward model: no validation evaluation ran (rm.evals must be ≥ 1)');
+    const raw = RewardModel.fromHost(this.modelCfg, chosen.host.trunk, chosen.host.head, tokenizer, { batchSize: 32 });
+    const baseSamples = this.prefSamples.get(draw)!;
+    const scale = normalisation(await raw.score(baseSamples));
+    raw.dispose();
+    const normHead = { w: { shape: chosen.host.head.w.shape, data: chosen.host.head.w.data.map((x: number) => x / scale.std) }, b: { shape: [1], data: Float32Array.of((chosen.host.head.b.data[0]! - scale.mean) / scale.std) } };
+    const rm = RewardModel.fromHost(this.modelCfg, chosen.host.trunk, normHead, tokenizer, { batchSize: 32 });
+    this.rms.set(draw, rm);
+    const test = await pairAccuracy(rm, pairs.heldOut);
+    await saveRewardModel(dir, { cfg: this.modelCfg, model: rm.model, tokenizer });
     const cost: Cost = { ...zeroCost(), wallSeconds: now() - t, tokensProcessed: summary.totalTokens, backwardSeconds: summary.stepSeconds * summary.step, peakRssBytes: rss() };
-    writeAtomic(metaFile, JSON.stringify({ accuracy, n, cost }));
-    this.rm = new RewardModel(this.modelCfg, params, tokenizer, { batchSize: 32 });
-    this.study.rewardModel = { heldOutAccuracy: accuracy, n };
-    this.prerequisites.push({ name: 'training the reward model', cost, usedBy: ['ppo', 'best-of-n'] });
-    this.log(`reward model: held-out accuracy ${accuracy.toFixed(3)} on ${n} pairs (${cost.wallSeconds.toFixed(1)} s) → ${dir}`);
-    return this.rm;
+    const result = {
+      heldOutAccuracy: test.accuracy, n: test.n, prompts: new Set(pairs.heldOutPrompts).size, validAccuracy: chosen.accuracy, step: chosen.step, steps,
+      trainPairs: pairs.train.length, validPairs: pairs.valid.length, rawMean: scale.mean, rawStd: scale.std,
+    };
+    writeAtomic(metaFile, JSON.stringify({ result, cost } satisfies RmMeta));
+    this.recordRewardModel(draw, result);
+    this.prerequisites.push({ name: what, cost, usedBy: ['ppo', 'best-of-n'] });
+    this.log(`reward model: held-out accuracy ${test.accuracy.toFixed(3)} on ${test.n} pairs of ${result.prompts} prompts (validation ${chosen.accuracy.toFixed(3)} at step ${chosen.step}/${steps}; ` +
+      `scores normalised by mean ${scale.mean.toFixed(3)}, std ${scale.std.toFixed(3)} on ${baseSamples.length} base samples; ${cost.wallSeconds.toFixed(1)} s) → ${dir}`);
+    return rm;
+  }
+
+  /**
+   * The study's `rewardModel`: with one draw, its result; with one per seed, the accuracy pooled over every draw's
+   * held-out pairs (right answers / pairs) and `perSeed` listing each.
+   */
+  private recordRewardModel(draw: number, result: RmMeta['result']): void {
+    this.rmResults.set(draw, result);
+    const all = [...this.rmResults.entries()];
+    if (all.length === 1) {
+      this.study.rewardModel = result;
+      return;
+    }
+    const n = all.reduce((a, [, r]) => a + r.n, 0);
+    const right = all.reduce((a, [, r]) => a + r.heldOutAccuracy * r.n, 0);
+    this.study.rewardModel = { heldOutAccuracy: right / n, n, perSeed: all.map(([seed, r]) => ({ seed, ...r })) } as NonNullable<StudyResults['rewardModel']>;
   }
 
   // ---- runs ------------------------------------------------------------------------------------
@@ -379,8 +510,8 @@ export class StudyRunner {
   private async train(p: PlannedRun, run: Run, config: TrainRunConfig | undefined, record: (params: Params, step: number) => Promise<Record<string, number>>): Promise<Cost> {
     if (p.method === 'best-of-n') return this.bestOfN(run, p.seed);
     if (!config) throw new Error(`study: method ${p.method} is not wired into the runner`);
-    if (p.method === 'ppo' || p.method === 'grpo') await this.rewardModel(); // their configs name <out>/reward-model
-    const file = this.writeRunConfig(run.id, config);
+    if (p.method === 'ppo' || p.method === 'grpo') await this.rewardModel(p.seed); // their configs name <out>/reward-model<suffix>
+    const file = this.writeRunConfig(run.id, config, p.seed);
     const c = resolveConfig(file, config.algorithm);
     c.output_dir = join(this.out, 'train', run.id);
     c.run_name = run.id;
@@ -413,7 +544,7 @@ export class StudyRunner {
         algorithm: 'dpo',
         raw: {
           ...common,
-          data: { train: '../data/preferences-train.jsonl', eval_fraction: 0 },
+          data: { train: `../data/preferences-train${this.drawSuffix(this.draw(p.seed))}.jsonl`, eval_fraction: 0 },
           max_steps: c.steps, per_device_train_batch_size: c.batchSize, learning_rate: c.lr, lr_scheduler_type: 'constant',
           max_length: cfg.task.T, eval_steps: evalEvery(c.steps, k),
           dpo,
@@ -432,9 +563,10 @@ export class StudyRunner {
           max_steps: c.iterations, per_device_train_batch_size: c.rolloutBatch / c.miniBatches, learning_rate: c.lr,
           eval_steps: evalEvery(c.iterations, k),
           ppo: {
-            reward: p.method === 'ppo' ? { model: '../reward-model' } : { function: 'word-sentiment' },
+            reward: p.method === 'ppo' ? { model: `../reward-model${this.drawSuffix(this.draw(p.seed))}` } : { function: 'word-sentiment' },
             kl_coef: Number(p.setting.klCoef), num_ppo_epochs: c.epochs, num_mini_batches: c.miniBatches,
             response_length: cfg.task.maxNewTokens, temperature: 1,
+            ...(c.refEmaAlpha !== 1 ? { ref_ema_alpha: c.refEmaAlpha } : {}), ...(c.whitenRewards ? { whiten_rewards: true } : {}),
           },
         },
       };
@@ -448,7 +580,7 @@ export class StudyRunner {
           data: { train: '../data/prompts-train.jsonl' },
           max_steps: c.iterations, per_device_train_batch_size: c.promptsPerIteration * c.groupSize, learning_rate: c.lr,
           eval_steps: evalEvery(c.iterations, k),
-          grpo: { reward: { model: '../reward-model' }, num_generations: c.groupSize, beta: c.beta, max_completion_length: cfg.task.maxNewTokens, temperature: 1 },
+          grpo: { reward: { model: `../reward-model${this.drawSuffix(this.draw(p.seed))}` }, num_generations: c.groupSize, beta: c.beta, max_completion_length: cfg.task.maxNewTokens, temperature: 1 },
         },
       };
     }
@@ -456,8 +588,8 @@ export class StudyRunner {
   }
 
   /** <out>/configs/<run id>.yaml, after the data files it names. */
-  private writeRunConfig(id: string, config: TrainRunConfig): string {
-    this.trainingData();
+  private writeRunConfig(id: string, config: TrainRunConfig, seed: number): string {
+    this.trainingData(seed);
     const dir = join(this.out, 'configs');
     mkdirSync(dir, { recursive: true });
     const file = join(dir, `${id}.yaml`);
@@ -472,17 +604,18 @@ export class StudyRunner {
    * text would not give them back exactly): <out>/data/preferences-train.jsonl (the pairs DPO trains on; the held-out
    * pairs are left out) and <out>/data/prompts-train.jsonl (the online methods' prompts). Written once.
    */
-  private trainingData(): void {
+  private trainingData(seed: number): void {
     const dir = join(this.out, 'data');
-    const prefs = join(dir, 'preferences-train.jsonl'), prompts = join(dir, 'prompts-train.jsonl');
+    const draw = this.draw(seed), pairs = this.pairs.get(draw);
+    const prefs = join(dir, `preferences-train${this.drawSuffix(draw)}.jsonl`), prompts = join(dir, 'prompts-train.jsonl');
     mkdirSync(dir, { recursive: true });
     if (!existsSync(prompts)) {
       const rows = this.data.trainPrompts.map((x) => JSON.stringify({ prompt: x.text || this.data.detok(x.ids), prompt_input_ids: x.ids }));
       writeAtomic(prompts, rows.join('\n') + '\n');
     }
-    if (this.pairs && !existsSync(prefs)) {
+    if (pairs && !existsSync(prefs)) {
       const d = this.data.detok;
-      const rows = this.pairs.train.map((r) => JSON.stringify({ prompt: d(r.prompt), chosen: d(r.chosen), rejected: d(r.rejected), prompt_input_ids: r.prompt, chosen_input_ids: r.chosen, rejected_input_ids: r.rejected }));
+      const rows = pairs.train.map((r) => JSON.stringify({ prompt: d(r.prompt), chosen: d(r.chosen), rejected: d(r.rejected), prompt_input_ids: r.prompt, chosen_input_ids: r.chosen, rejected_input_ids: r.rejected }));
       writeAtomic(prefs, rows.join('\n') + '\n');
     }
   }
@@ -492,7 +625,7 @@ export class StudyRunner {
    * reward model scores highest. No training; its KL to the base is log N − (N−1)/N (Stiennon et al. 2020).
    */
   private async bestOfN(run: Run, seed: number): Promise<Cost> {
-    const rm = await this.rewardModel();
+    const rm = await this.rewardModel(seed);
     const ns = [...this.cfg.bestOfN.ns].sort((a, b) => a - b);
     const nMax = ns.at(-1)!;
     run.checkpoints.length = 0; // N = 1 is the base policy's own sample
@@ -522,6 +655,93 @@ export class StudyRunner {
 }
 
 class DivergedError extends Error {}
+
+interface PairRow extends PairExample {
+  /** Index of the prompt in the sampled list: pairs of one prompt share completions, so splits go by prompt. */
+  promptIndex: number;
+  chosenReward: number;
+  rejectedReward: number;
+}
+
+export interface StudyPairs {
+  train: PairExample[];
+  /** Selects the reward model's checkpoint. */
+  valid: PairExample[];
+  /** Reported accuracy: prompts neither training nor selection saw. */
+  heldOut: PairExample[];
+  heldOutPrompts: number[];
+}
+
+interface RmMeta {
+  /** heldOutAccuracy and n (held-out pairs) as the results schema has them, plus how they were obtained. */
+  result: NonNullable<StudyResults['rewardModel']> & Record<string, number>;
+  cost: Cost;
+}
+
+/**
+ * Every pair of samples of one prompt whose gold rewards differ by at least `minGap` (the higher one chosen),
+ * not only best-vs-worst: k samples give up to k(k−1)/2 comparisons, as InstructGPT's reward model used.
+ */
+export function allPairs(groups: { prompt: number[]; samples: { ids: number[]; reward: number }[] }[], minGap: number): PairRow[] {
+  const rows: PairRow[] = [];
+  groups.forEach((g, promptIndex) => {
+    for (let i = 0; i < g.samples.length; i++)
+      for (let j = i + 1; j < g.samples.length; j++) {
+        const a = g.samples[i]!, b = g.samples[j]!;
+        if (Math.abs(a.reward - b.reward) < minGap) continue;
+        const [c, r] = a.reward > b.reward ? [a, b] : [b, a];
+        rows.push({ promptIndex, prompt: g.prompt, chosen: c.ids, rejected: r.ids, chosenReward: c.reward, rejectedReward: r.reward });
+      }
+  });
+  return rows;
+}
+
+/** Split pairs by prompt (a hash of its index, so a prompt's pairs stay together): held-out, validation, train. */
+export function splitPairsByPrompt(rows: PairRow[], heldOutFraction: number, validFraction: number): StudyPairs {
+  const part = (i: number) => {
+    const u = mixUnit(i);
+    return u < heldOutFraction ? 'heldOut' : u < heldOutFraction + validFraction ? 'valid' : 'train';
+  };
+  const out: StudyPairs = { train: [], valid: [], heldOut: [], heldOutPrompts: [] };
+  for (const r of rows) {
+    const where = part(r.promptIndex);
+    out[where].push({ prompt: r.prompt, chosen: r.chosen, rejected: r.rejected });
+    if (where === 'heldOut') out.heldOutPrompts.push(r.promptIndex);
+  }
+  return out;
+}
+
+/** A well-spread number in [0, 1) per integer (murmur3's 32-bit finaliser over a Weyl step): FNV over short
+ *  sequential strings clusters, which skewed the split sizes. */
+function mixUnit(i: number): number {
+  let h = Math.imul(i + 1, 0x9e3779b1) >>> 0;
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return (h >>> 0) / 4294967296;
+}
+
+/** Share of pairs whose chosen completion the reward model scores strictly higher. */
+export async function pairAccuracy(rm: RewardModel, pairs: PairExample[]): Promise<{ accuracy: number; n: number }> {
+  const scores = await rm.score(pairs.flatMap((p) => [[...p.prompt, ...p.chosen], [...p.prompt, ...p.rejected]]));
+  let right = 0;
+  for (let i = 0; i < pairs.length; i++) if (scores[2 * i]! > scores[2 * i + 1]!) right++;
+  return { accuracy: right / pairs.length, n: pairs.length };
+}
+
+/** Mean and standard deviation of raw reward-model scores (std floored so a constant model cannot divide by 0). */
+export function normalisation(scores: Float32Array): { mean: number; std: number } {
+  const n = scores.length;
+  const mean = scores.reduce((a, x) => a + x, 0) / n;
+  const std = Math.sqrt(scores.reduce((a, x) => a + (x - mean) ** 2, 0) / Math.max(1, n - 1));
+  return { mean, std: Math.max(std, 1e-6) };
+}
+
+async function hostOf(x: Arr): Promise<HostTensor> {
+  return { shape: [...x.shape], data: await takeF32(x.ref) };
+}
 
 /** Online trainers' phase times; scoring with the reward model counts as forward time. */
 function onlineCost(s: { cost: { generation: number; forward: number; reward: number; update: number; tokensProcessed: number; peakRssMB: number } }): Cost {

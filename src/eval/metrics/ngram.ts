@@ -45,6 +45,8 @@ export class KneserNey {
   readonly bosId: number;
   discounts: number[];
   private readonly levels: Level[]; // levels[k-1] for k = 1..n
+  /** V^k for k = 0..n (keys fold ids base V). */
+  private readonly pow: number[];
 
   constructor(sentences: readonly (readonly number[])[], o: KneserNeyOptions) {
     const { order: n, vocabSize: V, bosId } = o;
@@ -56,6 +58,8 @@ export class KneserNey {
     this.bosId = bosId;
     this.discounts = o.discounts ? [...o.discounts] : Array(n).fill(0.75);
     this.checkDiscounts();
+    this.pow = Array.from({ length: n + 1 }, (_, k) => V ** k);
+    const pow = this.pow;
 
     // Raw counts of every k-gram (k = 1..n) that ends at a predicted position, with the BOS flag of its first id.
     const raw: Map<number, number>[] = Array.from({ length: n }, () => new Map());
@@ -68,7 +72,7 @@ export class KneserNey {
         for (let k = 1; k <= n; k++) {
           // The k-gram ending at i: padded[i−k+1 .. i]; build its key by prepending one id at a time.
           const first = padded[i - k + 1]!;
-          key = k === 1 ? first : first * V ** (k - 1) + key;
+          key = k === 1 ? first : first * pow[k - 1]! + key;
           const m = raw[k - 1]!;
           m.set(key, (m.get(key) ?? 0) + 1);
           if (first === bosId) startsBos[k - 1]!.add(key);
@@ -81,7 +85,7 @@ export class KneserNey {
     for (let k = 1; k < n; k++) {
       const adj = adjusted[k - 1]!;
       for (const key of raw[k]!.keys()) {
-        const suffix = key % V ** k; // drop the oldest id of the (k+1)-gram
+        const suffix = key % pow[k]!; // drop the oldest id of the (k+1)-gram
         if (!startsBos[k - 1]!.has(suffix)) adj.set(suffix, (adj.get(suffix) ?? 0) + 1);
       }
       for (const key of startsBos[k - 1]!) adj.set(key, raw[k - 1]!.get(key)!);
@@ -124,7 +128,7 @@ export class KneserNey {
     for (let k = 1; k <= n; k++) {
       if (k > 1) {
         const j = i - (k - 1);
-        h = (j >= 0 ? seq[j]! : this.bosId) * V ** (k - 2) + h;
+        h = (j >= 0 ? seq[j]! : this.bosId) * this.pow[k - 2]! + h;
       }
       const lv = this.levels[k - 1]!;
       const e = lv.hist.get(h);
