@@ -91,7 +91,7 @@ tbody tr.selected { background: #e0eaff; }
 .status.running { background: #dbeafe; color: #1e40af; }
 .status.completed, .status.ok, .status.finished { background: #dcfce7; color: #166534; }
 .status.failed, .status.diverged, .status.collapsed { background: #fee2e2; color: #991b1b; }
-.status.stopped, .status.interrupted { background: #fef3c7; color: #92400e; }
+.status.stopped, .status.interrupted, .status.unfinished { background: #fef3c7; color: #92400e; }
 .empty, .note { color: var(--muted); }
 .empty[hidden], .split[hidden] { display: none; }
 .chart { min-height: 40px; }
@@ -277,7 +277,7 @@ export const PAGE_JS = String.raw`
       const running = s.runs.some((r) => r.status === 'running');
       return h('tr', { class: 'pick' + (s.study.id === sel.study ? ' selected' : ''), 'data-study': s.study.id, title: s.study.id, onclick: () => { sel.study = s.study.id; sel.studyPinned = true; render(); } }, [
         td(base(s.study.dir || s.study.id)), td(s.runs.length, 'num'), td(s.checkpoints.length, 'num'),
-        h('td', {}, [badge(s.study.finished ? 'finished' : running ? 'running' : 'stopped')]),
+        h('td', {}, [badge(s.study.finished ? 'finished' : running ? 'running' : 'unfinished')]),
       ]);
     }));
     const s = sel.study ? state.studies.get(sel.study) : null;
