@@ -177,3 +177,15 @@ export function runMetrics(db: DB, runIds: readonly string[]): MetricRow[] {
   const q = db.prepare('SELECT rowid, run_id AS run, step, name, value FROM metrics WHERE run_id = ? ORDER BY step, name');
   return runIds.flatMap((id) => q.all(id) as MetricRow[]);
 }
+
+/** A run without its config (the listing a dashboard polls). */
+export type RunSummary = Omit<RunRow, 'config'>;
+
+/** The most recently started runs, newest first, without their configs. */
+export function listRunSummaries(db: DB, limit = 300): RunSummary[] {
+  ensureRunsSchema(db);
+  const rows = db
+    .prepare('SELECT id, kind, dir, status, started, finished, final_metrics, error FROM runs ORDER BY started DESC, id LIMIT ?')
+    .all(Math.floor(limit)) as Omit<RawRun, 'config'>[];
+  return rows.map((r) => ({ id: r.id, kind: r.kind, dir: r.dir, status: r.status, started: r.started, finished: r.finished, finalMetrics: r.final_metrics ? JSON.parse(r.final_metrics) : null, error: r.error }));
+}
