@@ -8,7 +8,8 @@ import { resolve } from 'node:path';
 import { command, integer, parse, ranged } from './args.js';
 import { interrupts } from './signals.js';
 import { defaultDbPath } from '../store/db.js';
-import { DEFAULT_DASHBOARD_PORT, startDashboard, type Dashboard } from '../server/dashboard.js';
+import { DEFAULT_DASHBOARD_PORT } from '../server/dashboard-port.js';
+import type { Dashboard } from '../server/dashboard.js';
 
 /** Printed once by `alignlab train` and `alignlab study` when they start. */
 export const DASHBOARD_HINT = `watch live: alignlab dashboard (then open http://127.0.0.1:${DEFAULT_DASHBOARD_PORT}/)`;
@@ -42,6 +43,7 @@ export async function main(argv: string[], deps: DashboardDeps = {}): Promise<nu
   try {
     let d: Dashboard;
     try {
+      const { startDashboard } = await import('../server/dashboard.js'); // loaded only here: train/study import the hint
       d = await startDashboard({ dbPath, port: f.port, log });
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'EADDRINUSE')

@@ -23,7 +23,9 @@ import { ensureEvalsSchema } from '../store/evals.js';
 import { readEvalState, type EvalState } from './dashboard-evals.js';
 import { PAGE_CSS, PAGE_JS, pageHtml } from './dashboard-page.js';
 
-export const DEFAULT_DASHBOARD_PORT = 8686;
+import { DEFAULT_DASHBOARD_PORT } from './dashboard-port.js';
+
+export { DEFAULT_DASHBOARD_PORT };
 const HOST = '127.0.0.1';
 
 /** Metrics drawn as curves (losses, rewards and scores, KL, accuracies); the rest stay in the store. */
