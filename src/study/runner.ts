@@ -292,7 +292,7 @@ export class StudyRunner {
     this.prerequisites.push({ name: 'pretraining the base policy (shipped; `alignlab study pretrain`)', cost, usedBy: ['dpo', 'simpo', 'ppo', 'ppo-gt', 'grpo', 'best-of-n'] });
     this.baseLosses = { heldOutLoss: prov.heldOut.loss, ngramLoss: prov.ngram.heldOutLoss };
     this.ngramSpec = { order: prov.ngram.order, discounts: prov.ngram.discounts };
-    this.log(`base policy: shipped ${dir} (${prov.training.steps} steps, ${(prov.training.tokensSeen / 1e6).toFixed(2)}M tokens); held-out ${prov.heldOut.loss.toFixed(3)} nats/token vs ${prov.ngram.order}-gram ${prov.ngram.heldOutLoss.toFixed(3)}, <unk> ${(100 * prov.heldOut.unkRate).toFixed(1)}%`);
+    this.log(`base policy: loaded from ${dir} (shipped: ${prov.training.steps} steps, ${(prov.training.tokensSeen / 1e6).toFixed(2)}M tokens); held-out ${prov.heldOut.loss.toFixed(3)} nats/token vs ${prov.ngram.order}-gram ${prov.ngram.heldOutLoss.toFixed(3)}, <unk> ${(100 * prov.heldOut.unkRate).toFixed(1)}%`);
   }
 
   /**
