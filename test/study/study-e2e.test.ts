@@ -3,12 +3,14 @@
 // resumed study keeps the runs it had finished.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { analyzeStudy, verdictJson } from '../../src/study/analysis.js';
 import { parseStudy } from '../../src/study/types.js';
+import { LM } from '../../src/model/lm.js';
+import { LlamaCppChild } from '../../src/eval/providers/llamacpp.js';
 
 const root = mkdtempSync(join(tmpdir(), 'alignlab-study-'));
 const out = join(root, 'out'), cache = join(root, 'cache');
@@ -64,7 +66,7 @@ test('alignlab study --quick: interrupted, resumed, and reported', { timeout: 20
   // Every planned method produced a FINISHED run (not left 'running') with checkpoints and a measured cost.
   const study = parseStudy(readFileSync(join(out, 'study.jsonl'), 'utf-8'), 'study.jsonl');
   assert.ok(study.provenance.finishedAt, 'the study records when it finished');
-  for (const m of ['dpo', 'ppo', 'ppo-gt', 'best-of-n']) assert.ok(study.runs.some((r) => r.method === m && r.status !== 'running'), `a finished ${m} run`);
+  for (const m of ['dpo', 'ppo', 'best-of-n']) assert.ok(study.runs.some((r) => r.method === m && r.status !== 'running'), `a finished ${m} run`);
   for (const r of study.runs) {
     assert.notEqual(r.status, 'running', `${r.id} finished`);
     assert.ok(r.checkpoints.length >= 2, `${r.id} has checkpoints`);
@@ -90,9 +92,32 @@ test('alignlab study --quick: interrupted, resumed, and reported', { timeout: 20
   const signed = (x: number) => (x >= 0 ? '+' : '−') + Math.abs(x).toFixed(3);
   assert.ok(md.includes(`the difference DPO − PPO is ${signed(h.diff!)} [${signed(h.ci[0]!)}, ${signed(h.ci[1]!)}]`), 'report.md states the headline difference and CI');
   // Trained policies are ordinary model directories, ready for `alignlab eval` / `serve` / `export`.
-  for (const m of ['dpo', 'ppo', 'ppo-gt']) {
+  for (const m of ['dpo', 'ppo']) {
     const dir = readdirSync(join(out, 'models')).find((d) => d.startsWith(`${m}-`));
     assert.ok(dir, `a saved ${m} policy`);
     for (const f of ['config.json', 'model.safetensors', 'tokenizer.json']) assert.ok(existsSync(join(out, 'models', dir!, f)), `${dir}/${f}`);
+  }
+
+  // A saved study policy exports through the CLI and llama.cpp reads it as our engine does: the next-token
+  // distribution after a real prompt agrees (the word-level vocabulary survives the export).
+  const dpoDir = join(out, 'models', readdirSync(join(out, 'models')).find((d) => d.startsWith('dpo-'))!);
+  const gguf = join(root, 'dpo.gguf');
+  const ex = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/entry.ts', 'export', 'gguf', '--model', dpoDir, '--out', gguf], { encoding: 'utf-8' });
+  assert.equal(ex.status, 0, ex.stderr);
+  const lm = await LM.load(dpoDir, { device: 'wasm' });
+  const ids = lm.tokenizer!.encode('we the people of the united states');
+  assert.ok(ids.length >= 5, `prompt tokens ${ids}`);
+  const child = await LlamaCppChild.start(gguf, { threads: 1 });
+  try {
+    const theirs = await child.nextLogprobs(ids);
+    const all = await lm.logits(ids);
+    const V = all.length / ids.length;
+    const last = Array.from(all.subarray((ids.length - 1) * V, ids.length * V));
+    const m = Math.max(...last), lse = m + Math.log(last.reduce((a, x) => a + Math.exp(x - m), 0));
+    let worst = 0;
+    for (let i = 0; i < Math.min(V, theirs.length); i++) worst = Math.max(worst, Math.abs(last[i]! - lse - theirs[i]!));
+    assert.ok(worst < 1e-3, `llama.cpp vs ours, max |Δ log p| = ${worst}`);
+  } finally {
+    await child.close();
   }
 });
