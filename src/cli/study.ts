@@ -16,7 +16,8 @@ export const cli = () =>
     .option('--quick', 'about 3 minutes on 2 cores: one seed, fewer settings, shorter runs')
     .option('--device <device>', 'wasm (default) or webgpu')
     .option('--out <dir>', 'output directory (default runs/study, or runs/study-quick with --quick)')
-    .option('--cache <dir>', 'cache for the processed corpus and base models (default .alignlab/cache)');
+    .option('--cache <dir>', 'cache for the processed corpus and base models (default .alignlab/cache)')
+    .addHelpText('after', '\nalignlab study pretrain [flags]: pretrain the base policy again (what assets/base ships); --help for its flags.');
 
 interface Flags {
   config?: string;
@@ -27,7 +28,7 @@ interface Flags {
 }
 
 export const pretrainCli = () =>
-  command('pretrain', '(alignlab study pretrain) pretrain the study base once, longer, and write it with PROVENANCE.json (what assets/base ships)')
+  command('pretrain', 'pretrain the study base once, longer, and write it with PROVENANCE.json (what assets/base ships)')
     .option('--out <dir>', 'model directory to write (refused if it holds a model)', 'runs/study-base')
     .option('--config <file>', 'YAML/JSON overriding study defaults (corpus, model)')
     .option('--steps <n>', 'optimizer updates', String(LONG_PRETRAIN.steps))
@@ -36,9 +37,10 @@ export const pretrainCli = () =>
     .option('--warmup <n>', 'warmup updates', String(LONG_PRETRAIN.warmup))
     .option('--until <time>', 'stop at this ISO time with the weights so far (e.g. 2026-12-06T23:45:00Z)')
     .option('--device <device>', 'wasm (default) or webgpu')
-    .option('--cache <dir>', 'cache for the processed corpus (default .alignlab/cache)');
+    .option('--cache <dir>', 'cache for the processed corpus (default .alignlab/cache)')
+    .name('study pretrain'); // so the usage line reads "alignlab study pretrain [options]"
 
-async function pretrainMain(argv: string[]): Promise<void> {
+async function pretrainMain(argv: string[]): Promise<number | void> {
   const cmd = pretrainCli();
   if (!(await parse(cmd, argv))) return;
   const f = cmd.opts<{ out: string; config?: string; steps: string; batchSize: string; lr: string; warmup: string; until?: string; device?: string; cache?: string }>();
@@ -56,12 +58,13 @@ async function pretrainMain(argv: string[]): Promise<void> {
       steps: num(f.steps, 'steps'), batchSize: num(f.batchSize, 'batch-size'), lr: num(f.lr, 'lr'), warmup: Number(f.warmup), until,
       signal: stop.signal, command: ['alignlab', 'study', 'pretrain', ...argv].join(' '),
     });
+    return stop.exitCode(); // 130 / 143 when a signal stopped it (the checkpoint is written)
   } finally {
     stop.dispose();
   }
 }
 
-export async function main(argv: string[]): Promise<void> {
+export async function main(argv: string[]): Promise<number | void> {
   if (argv[0] === 'pretrain') return pretrainMain(argv.slice(1));
   const cmd = cli();
   if (!(await parse(cmd, argv))) return;
