@@ -3,7 +3,6 @@
 // alone; greedy rows give the tokens of a full forward pass without any cache (an independent reference).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync } from 'node:fs';
 import { currentDevice, initEngine } from '../../src/engine/index.js';
 import { LM } from '../../src/model/lm.js';
 import { ContinuousBatch } from '../../src/model/scheduler.js';
@@ -12,6 +11,7 @@ import { InvalidRequestError, type GenerateOptions, type Generation } from '../.
 import { byteLevelTokenizerJson, Tokenizer, wordLevelTokenizerJson } from '../../src/formats/tokenizer.js';
 import type { Arch } from '../../src/formats/config.js';
 import { tinyModel } from '../helpers/model.js';
+import { trackLiveBuffers } from '../helpers/live-buffers.js';
 
 await initEngine('wasm');
 const byteTok = () => Tokenizer.fromJSON(byteLevelTokenizerJson(), { eos_token: '<|endoftext|>' });
@@ -174,29 +174,7 @@ test('BatchQueue: a request admitted while another decodes finishes first; the l
 });
 
 test('a batch frees what it allocates: rows joining, growing the cache, leaving and shrinking leave no live buffer behind', async () => {
-  // Counts backend buffers through jax-js's internal getBackend, as test/train/losses/leaks.test.ts does.
-  type Backend = { malloc: (...a: unknown[]) => unknown; incRef: (s: unknown) => void; decRef: (s: unknown) => void };
-  const dist = new URL('.', import.meta.resolve('@jax-js/jax')).pathname;
-  const chunk = readdirSync(dist).find((f) => /^backend-.*\.js$/.test(f));
-  assert.ok(chunk, `no backend-*.js chunk in ${dist}: the jax-js internals changed, update this test`);
-  const getBackend = Object.values(await import(dist + chunk)).find((f) => (f as { name?: string })?.name === 'getBackend') as (d: string) => Backend;
-  const be = getBackend(currentDevice()), live = new Map<unknown, number>();
-  const [m0, i0, d0] = [be.malloc.bind(be), be.incRef.bind(be), be.decRef.bind(be)];
-  be.malloc = (...a) => {
-    const x = m0(...a);
-    live.set(x, 1);
-    return x;
-  };
-  be.incRef = (x) => {
-    i0(x);
-    live.set(x, (live.get(x) ?? 0) + 1);
-  };
-  be.decRef = (x) => {
-    d0(x);
-    const r = (live.get(x) ?? 1) - 1;
-    if (r > 0) live.set(x, r);
-    else live.delete(x);
-  };
+  const buffers = await trackLiveBuffers(currentDevice()); // as test/train/losses/leaks.test.ts does
   try {
     const lm = tinyLM('llama', 2);
     const plan = [
@@ -209,7 +187,7 @@ test('a batch frees what it allocates: rows joining, growing the cache, leaving 
       const batch = lm.openBatch(4);
       await schedule(batch, plan);
       assert.equal(batch.size, 0);
-      const afterSchedule = live.size;
+      const afterSchedule = buffers.count();
       // Cancelling rows mid-way frees their places too.
       const req = { prompt: 'xy', opts: { maxNewTokens: 20, temperature: 0 } };
       await batch.add({ prompt: 'ab', opts: { maxNewTokens: 20, temperature: 0 } }, () => assert.fail('cancelled'));
@@ -218,15 +196,15 @@ test('a batch frees what it allocates: rows joining, growing the cache, leaving 
       batch.cancel(req);
       await batch.step();
       batch.dispose();
-      return [afterSchedule, live.size];
+      return [afterSchedule, buffers.count()];
     };
     await once(); // compiles every program (a compiled program keeps its constants)
-    const before = live.size;
+    const before = buffers.count();
     const [afterSchedule, afterCancel] = await once();
     assert.equal(afterSchedule, before, `live buffers after the schedule: ${before} → ${afterSchedule}`);
     assert.equal(afterCancel, before, `after cancel and dispose: ${before} → ${afterCancel}`);
     lm.dispose();
   } finally {
-    Object.assign(be, { malloc: m0, incRef: i0, decRef: d0 });
+    buffers.restore();
   }
 });

@@ -1,8 +1,7 @@
 // Every loss consumes its inputs and frees every intermediate: calling it again leaves no extra live buffer.
-// Counts backend buffers through jax-js's internal `getBackend` (shared/ENGINE.md §1, option 2; pinned 0.1.25).
+// Counts backend buffers through jax-js's internal `getBackend` (test/helpers/live-buffers.ts; pinned 0.1.25).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync } from 'node:fs';
 import { jit, valueAndGrad, currentDevice, type Arr } from '../../../src/engine/index.js';
 import { tokenLogprobsAndEntropy, nextTokenLogprobs, sequenceLogprob, entropyFromLogits } from '../../../src/model/logprobs.js';
 import { sftLoss } from '../../../src/train/losses/sft.js';
@@ -15,18 +14,10 @@ import { rlooLoss } from '../../../src/train/losses/rloo.js';
 import { klEstimate } from '../../../src/train/losses/kl.js';
 import { maskedWhiten } from '../../../src/train/losses/whiten.js';
 import { ready, f32, i32, normals } from './helpers.js';
+import { trackLiveBuffers } from '../../helpers/live-buffers.js';
 
 await ready;
-type Backend = { malloc: (...a: unknown[]) => unknown; incRef: (s: unknown) => void; decRef: (s: unknown) => void };
-const dist = new URL('.', import.meta.resolve('@jax-js/jax')).pathname;
-const chunk = readdirSync(dist).find((f) => /^backend-.*\.js$/.test(f));
-assert.ok(chunk, `no backend-*.js chunk in ${dist}: the jax-js internals changed, update this test`);
-const getBackend = Object.values(await import(dist + chunk)).find((f) => (f as { name?: string })?.name === 'getBackend') as (d: string) => Backend;
-const be = getBackend(currentDevice()), live = new Map<unknown, number>();
-const [m0, i0, d0] = [be.malloc.bind(be), be.incRef.bind(be), be.decRef.bind(be)];
-be.malloc = (...a) => { const s = m0(...a); live.set(s, 1); return s; };
-be.incRef = (s) => { i0(s); live.set(s, (live.get(s) ?? 0) + 1); };
-be.decRef = (s) => { d0(s); const r = live.get(s)! - 1; if (r > 0) live.set(s, r); else live.delete(s); };
+const buffers = await trackLiveBuffers(currentDevice());
 
 const B = 2, T = 3, V = 4;
 // Non-constant host data, so every input owns a real buffer: jax-js keeps constant arrays (np.ones, or an upload
@@ -60,9 +51,9 @@ const cases: [string, () => Out][] = [
 test('no loss leaves a live buffer behind (eager)', async () => {
   for (const [name, f] of cases) {
     await drain(f()); // warm-up: first-call caches
-    const before = live.size;
+    const before = buffers.count();
     await drain(f());
-    assert.equal(live.size - before, 0, `${name} leaked ${live.size - before} buffer(s)`);
+    assert.equal(buffers.count() - before, 0, `${name} leaked ${buffers.count() - before} buffer(s)`);
   }
 });
 
@@ -74,8 +65,8 @@ test('a jitted valueAndGrad step of the DPO loss holds a constant number of buff
     for (const x of [l, ga, gb]) await x.data();
   };
   await run();
-  const before = live.size;
+  const before = buffers.count();
   for (let i = 0; i < 5; i++) await run();
-  assert.equal(live.size, before);
+  assert.equal(buffers.count(), before);
   step.dispose();
 });
