@@ -34,7 +34,7 @@ export interface Improvement {
   kls: number[];
   /** Reward minus the base's at each budget, with paired CIs. */
   gains: MatchedPoint['gain'][];
-  /** Holm-adjusted p-values of "no gain" across those budgets. */
+  /** Holm-adjusted p-values of "no gain" across the budgets where some seed left the base (NaN at the others). */
   pHolm: number[];
   /** Some budget shows a gain > 0 after Holm's correction. */
   improved: boolean;
@@ -92,9 +92,18 @@ function improvementOf(study: StudyResults, m: Method, reach: number, gridPoints
   const kls = klGrid(0, reach, gridPoints);
   const pts = rewardAtMatchedKl(study.runs, m, kls, { base: study.base, bootstrap });
   const gains = pts.map((p) => p.gain);
-  const pHolm = holmAdjust(gains.map((g) => g.p));
+  // A budget below the method's first checkpoint keeps the base in every seed and every replicate: its gain is
+  // exactly 0 with no spread, a null that cannot be rejected. Counting it in Holm's family would only inflate the
+  // others' p-values, so it leaves the family (its adjusted p is NaN, like an untested budget's).
+  const testable = gains.map((g) => g.tested && !baseOnly(g));
+  const pHolm = holmAdjust(gains.map((g, i) => (testable[i] ? g.p : NaN)));
   const alpha = 1 - bootstrap.level;
-  return { kls, gains, pHolm, improved: gains.some((g, i) => g.tested && g.value > 0 && pHolm[i]! < alpha), tested: gains.some((g) => g.tested) };
+  return { kls, gains, pHolm, improved: gains.some((g, i) => testable[i] && g.value > 0 && pHolm[i]! < alpha), tested: testable.some(Boolean) };
+}
+
+/** A gain over the base that is 0 in its estimate and in its whole interval: every seed kept the base. */
+function baseOnly(g: MatchedPoint['gain']): boolean {
+  return g.value === 0 && g.lo === 0 && g.hi === 0;
 }
 
 /** Everything the report and the recommendation need, from a study's results. */

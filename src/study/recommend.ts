@@ -206,7 +206,10 @@ export function noImprovementText(m: MethodAnalysis): string | null {
   const im = m.improvement;
   if (!im.tested || im.improved) return null;
   const best = Math.max(...im.gains.map((g) => g.value));
-  return `${m.label} did not improve on the base at any KL ≤ ${kl3(m.reach)} nats (its reach): its reward minus the base's is not significantly above 0 at any of ${plural(im.kls.length, 'budget')} up to there (Holm-corrected; largest gain ${signed(best)}).`;
+  const family = im.pHolm.filter(Number.isFinite).length;
+  const baseOnly = im.kls.length - family;
+  const which = baseOnly > 0 ? `${plural(family, 'budget')} up to there where it had left the base (at the ${plural(baseOnly, 'smaller budget')}, every seed's best checkpoint was the base)` : `${plural(im.kls.length, 'budget')} up to there`;
+  return `${m.label} did not improve on the base at any KL ≤ ${kl3(m.reach)} nats (its reach): its reward minus the base's is not significantly above 0 at any of ${which} (Holm-corrected; largest gain ${signed(best)}).`;
 }
 
 /** The recommendation for method a vs method b (default DPO vs PPO), from the analysis numbers. */

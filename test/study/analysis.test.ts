@@ -280,3 +280,20 @@ test('degeneration by EOS needs at least 5 EOS-ended base samples: 1 of 8 is not
   assert.equal(degeneration({ eosRate: 0 }, { eosRate: 0.125, n: 8 }), null);
   assert.match(degeneration({ eosRate: 0 }, { eosRate: 0.125, n: 64 })!, /EOS rate/);
 });
+
+test('improvement over the base: budgets where every seed kept the base leave the Holm family instead of inflating it', () => {
+  // PPO's first checkpoint is at KL 3, so of its 8 budgets in (0, 4] the five below 3 can only pick the base.
+  const runs = [1, 2, 3].flatMap((seed) => [
+    run('ppo', { klCoef: 0.1 }, seed, [[0, BASE.reward], [3, BASE.reward + 0.1 + 0.02 * seed], [4, BASE.reward + 0.12 + 0.03 * seed]]),
+    run('dpo', { beta: 0.1 }, seed, [[0, BASE.reward], [1, BASE.reward + 0.2 + 0.01 * seed], [4, BASE.reward + 0.3 + 0.01 * seed]]),
+  ]);
+  const an = analyzeStudy({ runs, base: BASE } as Parameters<typeof analyzeStudy>[0]);
+  const im = an.byMethod.ppo!.improvement;
+  assert.deepEqual(im.kls, [0.5, 1, 1.5, 2, 2.5, 3, 3.5, 4]);
+  assert.deepEqual(im.pHolm.map(Number.isFinite), [false, false, false, false, false, true, true, true]);
+  assert.ok(im.gains.slice(0, 5).every((g) => g.value === 0 && g.lo === 0 && g.hi === 0));
+  // Holm over the 3 testable budgets: the smallest p is multiplied by 3, not by 8.
+  const ps = im.gains.slice(5).map((g) => g.p);
+  close(Math.min(...im.pHolm.slice(5)), Math.min(1, 3 * Math.min(...ps)), 1e-12);
+  assert.equal(im.tested, true);
+});
