@@ -35,6 +35,7 @@ export const pretrainCli = () =>
     .option('--batch-size <n>', 'blocks of model.context tokens per update', String(LONG_PRETRAIN.batchSize))
     .option('--lr <x>', 'peak learning rate (cosine to 10%)', String(LONG_PRETRAIN.lr))
     .option('--warmup <n>', 'warmup updates', String(LONG_PRETRAIN.warmup))
+    .option('--init <dir>', 'start from an earlier `study pretrain` output (same model and vocabulary) with a new schedule')
     .option('--until <time>', 'stop at this ISO time with the weights so far (e.g. 2026-12-06T23:45:00Z)')
     .option('--device <device>', 'wasm (default) or webgpu')
     .option('--cache <dir>', 'cache for the processed corpus (default .alignlab/cache)')
@@ -43,7 +44,7 @@ export const pretrainCli = () =>
 async function pretrainMain(argv: string[]): Promise<number | void> {
   const cmd = pretrainCli();
   if (!(await parse(cmd, argv))) return;
-  const f = cmd.opts<{ out: string; config?: string; steps: string; batchSize: string; lr: string; warmup: string; until?: string; device?: string; cache?: string }>();
+  const f = cmd.opts<{ out: string; config?: string; steps: string; batchSize: string; lr: string; warmup: string; until?: string; init?: string; device?: string; cache?: string }>();
   const num = (v: string, flag: string) => {
     const x = Number(v);
     if (!(x > 0)) throw new UsageError(`--${flag}: expected a positive number, got ${v}`);
@@ -55,7 +56,7 @@ async function pretrainMain(argv: string[]): Promise<number | void> {
   try {
     await pretrainBase({
       config: resolveStudyConfig({ file: f.config }), out: f.out, cacheDir: resolve(f.cache ?? '.alignlab/cache'), device: f.device,
-      steps: num(f.steps, 'steps'), batchSize: num(f.batchSize, 'batch-size'), lr: num(f.lr, 'lr'), warmup: Number(f.warmup), until,
+      steps: num(f.steps, 'steps'), batchSize: num(f.batchSize, 'batch-size'), lr: num(f.lr, 'lr'), warmup: Number(f.warmup), until, init: f.init,
       signal: stop.signal, command: ['alignlab', 'study', 'pretrain', ...argv].join(' '),
     });
     return stop.exitCode(); // 130 / 143 when a signal stopped it (the checkpoint is written)

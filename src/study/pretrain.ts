@@ -131,6 +131,9 @@ export interface Provenance {
    *  validLoss = the training loop's loss on packed validation blocks at the end. */
   heldOut: { loss: number; sentences: number; tokens: number; truncatedTokens: number; unkRate: number; validLoss: number };
   ngram: NgramBaseline;
+  /** Set when this base continued an earlier one (`--init`): that base's provenance. `training.steps`, `tokensSeen`,
+   *  `epochs` and `wallSeconds` then count both stages; lr, warmup and batch size are this stage's. */
+  init?: { dir: string; provenance: Provenance };
 }
 
 export interface PretrainOptions {
@@ -144,6 +147,9 @@ export interface PretrainOptions {
   warmup: number;
   /** Stop at this time with the weights trained so far (still written, marked stoppedEarly). */
   until?: Date;
+  /** Start from this earlier `study pretrain` output (same model and vocabulary) instead of random weights:
+   *  a new schedule on top of it. Its provenance is kept under `init`, and tokens/steps/wall time accumulate. */
+  init?: string;
   checkpointEvery?: number;
   command?: string;
   device?: string;
@@ -179,9 +185,11 @@ export async function pretrainBase(o: PretrainOptions): Promise<Provenance> {
     `${data.validSentences.length} validation, ${data.heldOutSentences.length} held-out; ${modelCfg.numLayers}×${modelCfg.hiddenSize} llama, ${o.steps} steps × ${o.batchSize}×${T}`);
   const resume = latestCheckpoint(runDir) !== null;
   if (resume) log(`pretrain: resuming from ${latestCheckpoint(runDir)!.dir}`);
+  const init = o.init ? await initialWeights(o.init, modelCfg, data.vocab) : undefined;
+  if (init) log(`pretrain: starting from ${init.dir} (${init.provenance.training.steps} steps, ${(init.provenance.training.tokensSeen / 1e6).toFixed(2)}M tokens, held-out ${init.provenance.heldOut.loss.toFixed(3)})`);
   const { params, summary } = await trainSft({
     cfg: modelCfg,
-    params: toDevice(initHostParams(modelCfg, o.config.seed)),
+    params: init ? init.params : toDevice(initHostParams(modelCfg, o.config.seed)),
     train: blocks,
     eval: validBlocks,
     batchSize: o.batchSize,
@@ -215,7 +223,8 @@ export async function pretrainBase(o: PretrainOptions): Promise<Provenance> {
   const heldSentences = everyKth(data.heldOutSentences, HELD_OUT_EVERY);
   const held = await sentenceLoss(modelCfg, lm.params, heldSentences);
   const ngram = ngramBaseline(data, T, heldSentences);
-  const tokensSeen = summary.totalTokens;
+  const prior = init?.provenance.training;
+  const tokensSeen = summary.totalTokens + (prior?.tokensSeen ?? 0);
   const provenance: Provenance = {
     command: o.command ?? 'alignlab study pretrain',
     gitCommit,
@@ -223,9 +232,10 @@ export async function pretrainBase(o: PretrainOptions): Promise<Provenance> {
     date: new Date().toISOString(),
     model: { ...o.config.model, vocabSize: modelCfg.vocabSize, parameters: countParams(lm.params) },
     training: {
-      steps: summary.step, batchSize: o.batchSize, blockTokens: T, lr: o.lr, warmup: o.warmup, tokensSeen, epochs: tokensSeen / trainTokens, trainTokens,
-      wallSeconds: (Date.now() - started) / 1000, tokensPerSecond: summary.tokensPerSec, stoppedEarly, finalTrainLoss: summary.finalMetrics.loss ?? NaN,
+      steps: summary.step + (prior?.steps ?? 0), batchSize: o.batchSize, blockTokens: T, lr: o.lr, warmup: o.warmup, tokensSeen, epochs: tokensSeen / trainTokens, trainTokens,
+      wallSeconds: (Date.now() - started) / 1000 + (prior?.wallSeconds ?? 0), tokensPerSecond: summary.tokensPerSec, stoppedEarly, finalTrainLoss: summary.finalMetrics.loss ?? NaN,
     },
+    ...(init ? { init: { dir: init.dir, provenance: init.provenance } } : {}),
     corpus: { key: data.corpus.key, vocabWords: o.config.corpus.vocabSize, validFraction: data.validSentences.length / (data.validSentences.length + data.trainSentences.length), trainSentences: data.trainSentences.length, validSentences: data.validSentences.length, heldOutSentences: data.heldOutSentences.length },
     heldOut: { loss: held.perToken, sentences: heldSentences.length, tokens: held.tokens, truncatedTokens: held.truncatedTokens, unkRate: unkRate(data.heldOutSentences), validLoss: summary.finalMetrics.eval_loss ?? NaN },
     ngram,
@@ -239,6 +249,22 @@ export async function pretrainBase(o: PretrainOptions): Promise<Provenance> {
   log(`pretrain: held-out ${held.perToken.toFixed(3)} nats/token vs ${ngram.order}-gram Kneser–Ney ${ngram.heldOutLoss.toFixed(3)} ` +
     `(${ngram.byOrder.map((b) => `${b.order}-gram ${b.heldOutLoss.toFixed(3)}`).join(', ')}); <unk> ${(100 * provenance.heldOut.unkRate).toFixed(1)}% → ${out}`);
   return provenance;
+}
+
+/** An earlier base's weights, checked to match this model and vocabulary exactly. */
+async function initialWeights(dir: string, cfg: ModelConfig, vocab: readonly string[]): Promise<{ dir: string; params: Params; provenance: Provenance }> {
+  const abs = resolve(dir);
+  const provenance = readProvenance(abs);
+  if (!existsSync(join(abs, 'config.json')) || !provenance) throw new Error(`${abs}: --init needs a \`study pretrain\` output (config.json and PROVENANCE.json)`);
+  const lm = await LM.load(abs);
+  const diff = (['vocabSize', 'hiddenSize', 'numLayers', 'numHeads', 'numKvHeads', 'intermediateSize', 'maxPositions'] as const).find((k) => lm.cfg[k] !== cfg[k]);
+  const saved = (lm.tokenizer.json.model as { vocab?: Record<string, number> }).vocab ?? {};
+  const vocabDiffers = Object.keys(saved).length !== vocab.length || vocab.some((w, i) => saved[w] !== i);
+  if (diff || vocabDiffers) {
+    lm.dispose();
+    throw new Error(`${join(abs, 'config.json')}: field ${diff ?? 'vocabulary'}: --init must match this study's model and corpus config`);
+  }
+  return { dir: abs, params: lm.params, provenance };
 }
 
 function countParams(p: Params): number {
