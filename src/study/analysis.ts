@@ -38,7 +38,7 @@ export interface Improvement {
   pHolm: number[];
   /** Some budget shows a gain > 0 after Holm's correction. */
   improved: boolean;
-  /** At least one budget could be tested. */
+  /** At least one budget could be tested (one where every seed kept the base counts: it measured no gain). */
   tested: boolean;
 }
 
@@ -98,7 +98,7 @@ function improvementOf(study: StudyResults, m: Method, reach: number, gridPoints
   const testable = gains.map((g) => g.tested && !baseOnly(g));
   const pHolm = holmAdjust(gains.map((g, i) => (testable[i] ? g.p : NaN)));
   const alpha = 1 - bootstrap.level;
-  return { kls, gains, pHolm, improved: gains.some((g, i) => testable[i] && g.value > 0 && pHolm[i]! < alpha), tested: testable.some(Boolean) };
+  return { kls, gains, pHolm, improved: gains.some((g, i) => testable[i] && g.value > 0 && pHolm[i]! < alpha), tested: gains.some((g) => g.tested) };
 }
 
 /** A gain over the base that is 0 in its estimate and in its whole interval: every seed kept the base. */

@@ -208,7 +208,8 @@ export function noImprovementText(m: MethodAnalysis): string | null {
   const best = Math.max(...im.gains.map((g) => g.value));
   const family = im.pHolm.filter(Number.isFinite).length;
   const baseOnly = im.kls.length - family;
-  const which = baseOnly > 0 ? `${plural(family, 'budget')} up to there where it had left the base (at the ${plural(baseOnly, 'smaller budget')}, every seed's best checkpoint was the base)` : `${plural(im.kls.length, 'budget')} up to there`;
+  if (family === 0) return `${m.label} did not improve on the base at any KL ≤ ${kl3(m.reach)} nats (its reach): at each of ${plural(im.kls.length, 'budget')} up to there, every seed's best checkpoint was the base itself.`;
+  const which = baseOnly > 0 ? `${plural(family, 'budget')} up to there where it had left the base (at the ${plural(baseOnly, 'other budget')}, every seed's best checkpoint was the base)` : `${plural(im.kls.length, 'budget')} up to there`;
   return `${m.label} did not improve on the base at any KL ≤ ${kl3(m.reach)} nats (its reach): its reward minus the base's is not significantly above 0 at any of ${which} (Holm-corrected; largest gain ${signed(best)}).`;
 }
 

@@ -111,6 +111,8 @@ test('a method that never beats the base: the verdict says so first, and cost or
   const an = analyzeStudy(flat);
   const r = recommend(an);
   assert.ok(r.paragraph.startsWith(`PPO did not improve on the base at any KL ≤ ${an.byMethod.ppo!.reach.toFixed(2)} nats`), r.paragraph.slice(0, 120));
+  // PPO's checkpoints are all below the base, so at every budget each seed keeps the base: measured, not untested.
+  assert.match(r.paragraph, /^PPO did not improve[^.]*\.[^.]*: at each of 8 budgets up to there, every seed's best checkpoint was the base itself\./);
   assert.equal(r.verdicts.reward.winner, 'dpo');
   assert.equal(r.overall, 'dpo');
   // Both flat: no recommendation at all, even though DPO is cheaper and simpler.
