@@ -17,9 +17,10 @@ export interface Interrupts {
  * Installs SIGINT/SIGTERM handlers. `first(sig)` is the line printed on the first signal. With
  * `exitAtOnce` the first signal ends the process too: for commands whose every result is written
  * synchronously and atomically as it is produced (study runs, eval answers), so no handler can run in
- * the middle of a write and nothing finished is lost.
+ * the middle of a write and nothing finished is lost. `quiet`: print nothing (a study's helper processes, whose
+ * main process speaks for them).
  */
-export function interrupts(first: (sig: StopSignal) => string, o: { exitAtOnce?: boolean } = {}): Interrupts {
+export function interrupts(first: (sig: StopSignal) => string, o: { exitAtOnce?: boolean; quiet?: boolean } = {}): Interrupts {
   const ctl = new AbortController();
   let got: StopSignal | undefined;
   const onSignal = (sig: StopSignal) => {
@@ -28,7 +29,7 @@ export function interrupts(first: (sig: StopSignal) => string, o: { exitAtOnce?:
       process.exit(SIGNAL_EXIT_CODES[sig]);
     }
     got = sig;
-    process.stderr.write(`\n${first(sig)}\n`);
+    if (!o.quiet) process.stderr.write(`\n${first(sig)}\n`);
     ctl.abort(new Error(`stopped by ${sig}`));
     if (o.exitAtOnce) process.exit(SIGNAL_EXIT_CODES[sig]);
   };

@@ -1,14 +1,19 @@
 // `alignlab study`: the DPO-vs-PPO study on its embedded default (SOTU corpus, VADER gold reward).
 // Ctrl-C / SIGTERM stop it at once with exit 130 / 143: each finished run is already written (atomically)
 // under <out>/runs, and running the same command again keeps those runs and continues.
+import { spawn } from 'node:child_process';
+import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { resolveStudyConfig } from '../study/config.js';
 import { runStudy } from '../study/runner.js';
 import { writeReport } from './study-report.js';
 import { LONG_PRETRAIN, pretrainBase } from '../study/pretrain.js';
-import { command, parse, UsageError } from './args.js';
+import { command, Option, parse, positiveInteger, UsageError } from './args.js';
 import { interrupts } from './signals.js';
 import { DASHBOARD_HINT } from './dashboard.js';
+
+/** One process per core, each single-threaded (jax-js's wasm kernels scale better across processes than threads). */
+const DEFAULT_WORKERS = Math.max(1, Math.min(availableParallelism(), 8));
 
 export const cli = () =>
   command('study', 'run the DPO-vs-PPO study and write its report (finished runs are kept; run again to continue)')
@@ -17,11 +22,16 @@ export const cli = () =>
     .option('--device <device>', 'wasm (default) or webgpu')
     .option('--out <dir>', 'output directory (default runs/study, or runs/study-quick with --quick)')
     .option('--cache <dir>', 'cache for the processed corpus and base models (default .alignlab/cache)')
+    .option('--workers <n>', `processes sharing the runs, one per core (default: this machine's ${DEFAULT_WORKERS})`, positiveInteger)
+    // Internal: a helper process started by the main one (index/count).
+    .addOption(new Option('--worker <i/n>').hideHelp())
     .addHelpText('after', '\nalignlab study pretrain [flags]: pretrain the base policy again (what assets/base ships); --help for its flags.');
 
 interface Flags {
   config?: string;
   quick?: boolean;
+  workers?: number;
+  worker?: string;
   device?: string;
   out?: string;
   cache?: string;
@@ -65,6 +75,21 @@ async function pretrainMain(argv: string[]): Promise<number | void> {
   }
 }
 
+/** A helper process: takes tasks until none is left; a signal ends it at once (its finished work is on disk). */
+async function helperMain(spec: string, o: { config: ReturnType<typeof resolveStudyConfig>; out: string; cacheDir: string; device?: string }): Promise<void> {
+  const m = /^(\d+)\/(\d+)$/.exec(spec);
+  if (!m) throw new UsageError(`--worker: expected i/n, got ${spec}`);
+  const stop = interrupts(() => '', { exitAtOnce: true, quiet: true });
+  // The channel to the main process closes when it dies, even by SIGKILL: a helper never outlives its study.
+  process.on('disconnect', () => process.exit(143));
+  process.channel?.unref(); // …but does not keep the helper alive once its work is done
+  try {
+    await runStudy({ ...o, worker: { index: Number(m[1]), count: Number(m[2]) } });
+  } finally {
+    stop.dispose();
+  }
+}
+
 export async function main(argv: string[]): Promise<number | void> {
   if (argv[0] === 'pretrain') return pretrainMain(argv.slice(1));
   const cmd = cli();
@@ -72,6 +97,8 @@ export async function main(argv: string[]): Promise<number | void> {
   const f = cmd.opts<Flags>();
   const config = resolveStudyConfig({ file: f.config, quick: f.quick });
   const out = resolve(f.out ?? (f.quick ? 'runs/study-quick' : 'runs/study'));
+  const cacheDir = resolve(f.cache ?? '.alignlab/cache');
+  if (f.worker !== undefined) return helperMain(f.worker, { config, out, cacheDir, device: f.device });
   const t = performance.now();
   console.error(DASHBOARD_HINT);
   const stop = interrupts((sig) => `${sig}: stopping; finished runs are kept in ${out}/runs, run the same command to continue`, { exitAtOnce: true });
@@ -79,9 +106,12 @@ export async function main(argv: string[]): Promise<number | void> {
     const { study } = await runStudy({
       config,
       out,
-      cacheDir: resolve(f.cache ?? '.alignlab/cache'),
+      cacheDir,
       device: f.device,
       command: ['alignlab', 'study', ...argv].join(' '),
+      workers: f.workers ?? DEFAULT_WORKERS,
+      // The same program, the same flags, plus --worker i/n: a helper reads the same config and output directory.
+      spawnWorker: (i, n) => spawn(process.execPath, [...process.execArgv, process.argv[1]!, 'study', ...argv, '--worker', `${i}/${n}`], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] }),
     });
     // The study runs and records; the analysis and the report are written here, above both study/ and report/.
     const report = await writeReport(study, out);

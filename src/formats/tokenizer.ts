@@ -103,10 +103,16 @@ export class Tokenizer {
     return this.hf.encode(text, { add_special_tokens: addSpecial }).ids;
   }
 
+  /**
+   * Text of token ids. An id past the tokenizer's vocabulary decodes to nothing, as in HF tokenizers: a model's
+   * embedding is often padded beyond the tokenizer (the study's to a multiple of 8; Qwen2's 151,936 rows for 151,665
+   * tokens), and a sampler may pick such a row. Negative or fractional ids are errors.
+   */
   decode(ids: number[], { skipSpecial = false }: { skipSpecial?: boolean } = {}): string {
     if (ids.length === 0) return '';
-    for (const id of ids) if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) throw new Error(`${this.source}: token id ${id} is outside the vocabulary (0..${this.vocabSize - 1})`);
-    return this.hf.decode(ids, { skip_special_tokens: skipSpecial });
+    for (const id of ids) if (!Number.isInteger(id) || id < 0) throw new Error(`${this.source}: token id ${id} is not a token id`);
+    const known = ids.filter((id) => id < this.vocabSize);
+    return known.length ? this.hf.decode(known, { skip_special_tokens: skipSpecial }) : '';
   }
 
   /** The id of a token string (as spelled in the vocabulary, e.g. "Ġthe" for byte-level BPE). */

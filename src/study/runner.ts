@@ -8,6 +8,7 @@
 
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
 import { cpus } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { stringify as stringifyYaml } from 'yaml';
@@ -34,8 +35,9 @@ import { everyKth, HELD_OUT_EVERY, ngramBaseline, readProvenance, sentenceLoss, 
 import { prepareStudyData, type StudyData } from './data.js';
 import { Evaluator, type Evaluated, type FluencyScorer } from './evaluate.js';
 import { KneserNey } from '../eval/metrics/ngram.js';
+import { Claims } from './claims.js';
 import {
-  addCheckpoint, finishRun, newRun, parseRun, serializeRun, serializeStudy, zeroCost,
+  addCheckpoint, finishRun, newRun, parseRun, runId, serializeRun, serializeStudy, zeroCost,
   type Complexity, type Cost, type Method, type Prerequisite, type Run, type Setting, type StudyResults,
 } from './types.js';
 
@@ -46,6 +48,12 @@ export interface StudyOptions {
   device?: string;
   command?: string;
   log?: (line: string) => void;
+  /** Processes sharing the work (one per core is the point: each is single-threaded). Default 1. */
+  workers?: number;
+  /** Start helper process `index` of `count` (the CLI relaunches itself with --worker); needed when workers > 1. */
+  spawnWorker?: (index: number, count: number) => ChildProcess;
+  /** Set in a helper process: it takes tasks from the shared list and writes their results, nothing else. */
+  worker?: { index: number; count: number };
 }
 
 interface PlannedRun {
@@ -125,18 +133,30 @@ export class StudyRunner {
   private rmResults = new Map<number, RmMeta['result']>();
   private prerequisites: Prerequisite[] = [];
   private study!: StudyResults;
+  private claims!: Claims;
+  /** A helper process prints only what it produces (pairs, reward models, runs), not the setup the main one prints. */
+  private quiet: boolean;
 
   constructor(private readonly o: StudyOptions) {
     this.cfg = o.config;
     this.out = resolve(o.out);
-    this.log = o.log ?? ((l) => process.stderr.write(l + '\n'));
+    const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
+    this.quiet = o.worker !== undefined;
+    this.log = (l) => {
+      if (!this.quiet) log(l);
+    };
   }
 
   async run(): Promise<{ study: StudyResults; studyFile: string }> {
     const started = new Date().toISOString();
     await initEngine(this.o.device);
     mkdirSync(join(this.out, 'runs'), { recursive: true });
-    this.checkConfigUnchanged();
+    const worker = this.o.worker;
+    if (!worker) this.checkConfigUnchanged(); // a helper runs the main process's config, already checked and written
+    this.claims = new Claims(join(this.out, '.claims'));
+    if (!worker) this.claims.reset();
+    const plan = planRuns(this.cfg);
+    const finishedBefore = new Set(plan.map((p) => runId(p.method, p.setting, p.seed)).filter((id) => existsSync(this.runFile(id))));
 
     let t = now();
     this.data = prepareStudyData(this.cfg, this.o.cacheDir);
@@ -144,11 +164,15 @@ export class StudyRunner {
       `${this.data.trainPrompts.length}/${this.data.heldOutPrompts.length} train/held-out prompts (${(now() - t).toFixed(1)} s${this.data.corpus.fromCache ? ', cached' : ''})`);
 
     await this.baseModel();
+    // Helpers start once the corpus and the base are on disk; their setup (loading them, the fluency model, the
+    // base evaluation) overlaps this process's.
+    const helpers = this.startHelpers(Math.min(this.o.workers ?? 1, plan.length - finishedBefore.size));
     const prompts = this.data.heldOutPrompts.slice(0, this.cfg.eval.prompts);
     this.evaluator = new Evaluator(this.modelCfg, this.base.params, prompts, this.data.detok, { maxNewTokens: this.cfg.task.maxNewTokens, eosId: EOS, seed: 12345, fluency: this.fluency() });
     t = now();
     const baseEval = await this.evaluator.evaluateBase();
     this.log(`base policy: gold reward ${baseEval.checkpoint.reward.toFixed(3)} on ${prompts.length} held-out prompts (${(now() - t).toFixed(1)} s)`);
+    this.quiet = false;
 
     this.study = {
       version: 1,
@@ -161,24 +185,83 @@ export class StudyRunner {
       runs: [],
     };
 
-    const plan = planRuns(this.cfg);
     // Prerequisites first, so their time is accounted to them and not to the first run that needs them. With
     // prefs.perSeed every seed draws its own base samples, pairs and reward model, so the intervals cover them.
-    for (const d of new Set(plan.map((p) => this.draw(p.seed)))) {
-      if (plan.some((p) => ['dpo', 'ipo', 'simpo', 'ppo', 'best-of-n', 'grpo'].includes(p.method))) await this.preferencePairs(d);
-      if (plan.some((p) => ['ppo', 'best-of-n', 'grpo'].includes(p.method))) await this.rewardModel(d);
+    // Each process takes the tasks no other process holds; one that needs another's result waits for its file.
+    const draws = [...new Set(plan.map((p) => this.draw(p.seed)))];
+    const needPairs = plan.some((p) => ['dpo', 'ipo', 'simpo', 'ppo', 'best-of-n', 'grpo'].includes(p.method));
+    const needRm = plan.some((p) => ['ppo', 'best-of-n', 'grpo'].includes(p.method));
+    for (const d of draws) {
+      if (needPairs && !this.claims.heldByOther(`preferences-${d}`)) await this.preferencePairs(d);
+      if (needRm && !this.claims.heldByOther(`reward-model-${d}`)) await this.rewardModel(d);
     }
     for (const [i, p] of plan.entries()) {
+      const id = runId(p.method, p.setting, p.seed);
+      if (finishedBefore.has(id) && !worker) this.log(`[${i + 1}/${plan.length}] ${id}: finished earlier, kept`);
+      if (existsSync(this.runFile(id)) || !this.claims.tryClaim(id)) continue;
       const run = await this.runOnce(p, `${i + 1}/${plan.length}`);
+      this.claims.release(id);
+      if (worker) continue;
       this.study.runs.push(run);
       this.saveStudy();
     }
+    if (worker) {
+      this.dispose();
+      return { study: this.study, studyFile: '' };
+    }
+    // Gather: every helper's runs (a run a helper did not finish is run here), in the plan's order.
+    const failed = (await Promise.all(helpers)).filter((code) => code !== 0).length;
+    if (failed) this.log(`${failed} helper process(es) stopped early; their unfinished runs are run here`);
+    this.study.runs = [];
+    for (const [i, p] of plan.entries()) {
+      this.study.runs.push(await this.runOnce(p, `${i + 1}/${plan.length}`, true));
+      this.saveStudy();
+    }
+    for (const d of draws) { // the prerequisites' costs, whoever produced them
+      if (needPairs) await this.preferencePairs(d);
+      if (needRm) await this.rewardModel(d);
+    }
     this.study.provenance.finishedAt = new Date().toISOString();
     const studyFile = this.saveStudy();
+    this.dispose();
+    return { study: this.study, studyFile };
+  }
+
+  private dispose(): void {
     this.evaluator.dispose();
     for (const rm of this.rms.values()) rm.dispose();
     this.base.dispose();
-    return { study: this.study, studyFile };
+    this.claims.dispose();
+  }
+
+  /** Helper processes 1..count−1; each promise settles with its exit code (a signal counts as 128 + its number). */
+  private startHelpers(count: number): Promise<number>[] {
+    if (this.o.worker || count <= 1) return [];
+    const spawn = this.o.spawnWorker;
+    if (!spawn) throw new Error('study: workers > 1 needs spawnWorker');
+    const kids = Array.from({ length: count - 1 }, (_, i) => spawn(i + 1, count));
+    // If this process ends first (an error, SIGTERM), the helpers end with it.
+    const stop = () => kids.forEach((k) => k.exitCode === null && k.kill('SIGTERM'));
+    process.once('exit', stop);
+    this.log(`workers: ${count} processes share the runs (1 per core; --workers to change)`);
+    return kids.map((k) => new Promise<number>((done) => k.once('exit', (code, sig) => done(code ?? (sig === 'SIGINT' ? 130 : 143)))));
+  }
+
+  /** Whether this process must produce the result `task` (it now holds the claim), or the result exists (done). */
+  private async mustProduce(task: string, done: () => boolean): Promise<boolean> {
+    for (;;) {
+      if (done()) return false;
+      if (this.claims.tryClaim(task)) {
+        if (!done()) return true;
+        this.claims.release(task);
+        return false;
+      }
+      await this.claims.waitFor(task, done);
+    }
+  }
+
+  private runFile(id: string): string {
+    return join(this.out, 'runs', `${id}.json`);
   }
 
   /** A study directory belongs to one configuration: refuse to mix runs of different ones. */
@@ -328,7 +411,8 @@ export class StudyRunner {
     const costFile = join(this.out, `preferences${this.drawSuffix(draw)}-cost.json`);
     const what = `sampling preference pairs${this.drawSuffix(draw) ? ` (seed ${draw})` : ''}`;
     let rows: PairRow[];
-    if (existsSync(file) && existsSync(costFile)) {
+    const task = `preferences-${draw}`;
+    if (!(await this.mustProduce(task, () => existsSync(file) && existsSync(costFile)))) {
       rows = readFileSync(file, 'utf-8').trim().split('\n').map((l, i) => {
         const r = JSON.parse(l) as { prompt_index: number; prompt_ids: number[]; chosen_ids: number[]; rejected_ids: number[]; chosen_reward: number; rejected_reward: number };
         if (!Number.isInteger(r.prompt_index) || !Array.isArray(r.prompt_ids) || !Array.isArray(r.chosen_ids) || !Array.isArray(r.rejected_ids))
@@ -360,6 +444,7 @@ export class StudyRunner {
       const cost: Cost = { ...zeroCost(), wallSeconds: now() - t, generationSeconds: now() - t, tokensProcessed: scored.reduce((a, s) => a + s.tokens.length, 0), peakRssBytes: rss() };
       writeAtomic(costFile, JSON.stringify({ cost, baseSamples }));
       this.prerequisites.push({ name: what, cost, usedBy: ['dpo', 'simpo', 'ppo'] });
+      this.claims.release(task);
       this.log(`preferences: ${rows.length} pairs (every pair of samples whose gold rewards differ by ≥ ${this.cfg.prefs.minGap}) from ${prompts.length} prompts × ${k} samples (${cost.wallSeconds.toFixed(1)} s) → ${file}`);
     }
     const pairs = splitPairsByPrompt(rows, this.cfg.prefs.heldOutFraction, this.cfg.prefs.validFraction);
@@ -387,7 +472,8 @@ export class StudyRunner {
     const metaFile = join(dir, 'alignlab-rm.json');
     const what = `training the reward model${this.drawSuffix(draw) ? ` (seed ${draw})` : ''}`;
     const pairs = await this.preferencePairs(draw);
-    if (existsSync(metaFile)) {
+    const task = `reward-model-${draw}`;
+    if (!(await this.mustProduce(task, () => existsSync(metaFile)))) {
       const rm = await RewardModel.load(dir, { batchSize: 32 });
       this.rms.set(draw, rm);
       const meta = JSON.parse(readFileSync(metaFile, 'utf-8')) as RmMeta;
@@ -436,6 +522,7 @@ export class StudyRunner {
       trainPairs: pairs.train.length, validPairs: pairs.valid.length, rawMean: scale.mean, rawStd: scale.std,
     };
     writeAtomic(metaFile, JSON.stringify({ result, cost } satisfies RmMeta));
+    this.claims.release(task);
     this.recordRewardModel(draw, result);
     this.prerequisites.push({ name: what, cost, usedBy: ['ppo', 'best-of-n'] });
     this.log(`reward model: held-out accuracy ${test.accuracy.toFixed(3)} on ${test.n} pairs of ${result.prompts} prompts (validation ${chosen.accuracy.toFixed(3)} at step ${chosen.step}/${steps}; ` +
@@ -461,13 +548,13 @@ export class StudyRunner {
 
   // ---- runs ------------------------------------------------------------------------------------
 
-  private async runOnce(p: PlannedRun, counter: string): Promise<Run> {
+  private async runOnce(p: PlannedRun, counter: string, quiet = false): Promise<Run> {
     const config = this.runConfig(p);
     const run = newRun(p.method, p.setting, p.seed, methodComplexity(p.method, config));
-    const file = join(this.out, 'runs', `${run.id}.json`);
+    const file = this.runFile(run.id);
     if (existsSync(file)) {
       const done = parseRun(readFileSync(file, 'utf-8'), file);
-      this.log(`[${counter}] ${run.id}: finished earlier, kept`);
+      if (!quiet) this.log(`[${counter}] ${run.id}: finished earlier, kept`);
       return done;
     }
     this.log(`[${counter}] ${run.id}: starting`);
