@@ -5,11 +5,11 @@
 import { free, np, type Arr } from '../../engine/index.js';
 import type { ModelConfig } from '../../formats/config.js';
 import { forward, type Params } from '../../model/decoder.js';
-import { scalarValues, type ScalarModel } from '../../model/heads.js';
+import { poolValues, scalarValues, type Pooling, type ScalarModel } from '../../model/heads.js';
 import { Scorer } from '../../model/score.js';
 import { lmBatch, lmBatchToDevice, pairBatch, ShuffledBatches, type LmBatch, type PairExample, type TokenizedExample } from '../../data/batching.js';
 import { lmLoss } from '../losses/sft.js';
-import { rewardLoss, lastTokenValues } from '../losses/reward.js';
+import { rewardLoss } from '../losses/reward.js';
 import { dpoLoss, type DpoLossType } from '../losses/dpo.js';
 import { simpoLoss } from '../losses/simpo.js';
 import { tokenLogprobs } from '../../model/logprobs.js';
@@ -125,24 +125,45 @@ export interface RewardModelOptions extends LoopOptions<ScalarModel> {
    * column). Default: on when any pair has one (pairs without one get 0).
    */
   useMargins?: boolean;
+  /** Where the reward is read: 'last' real token (default; HF *ForSequenceClassification) or 'mean' over the completion. */
+  pooling?: Pooling;
 }
 
-/** Bradley–Terry reward model: scalar head on the trunk, reward read at the last real token. */
+/**
+ * 1 at each pair's completion tokens, 0 on prompt and padding: [2·rows, T], chosen rows then rejected rows, the
+ * layout of `pairDevice` (right padding, prompt + completion cut at T, as `pairBatch` without maxPromptLength).
+ */
+export function pairCompletionMask(pairs: PairExample[], T: number, rows: number): Float32Array {
+  const mask = new Float32Array(2 * rows * T);
+  pairs.forEach((p, i) => {
+    for (const [row, completion] of [[i, p.chosen], [rows + i, p.rejected]] as const) {
+      const end = Math.min(T, p.prompt.length + completion.length);
+      for (let j = p.prompt.length; j < end; j++) mask[row * T + j] = 1;
+    }
+  });
+  return mask;
+}
+
+/** Bradley–Terry reward model: scalar head on the trunk, reward read at the last real token or averaged over the completion. */
 export async function trainRewardModel(o: RewardModelOptions): Promise<{ params: ScalarModel; summary: TrainSummary }> {
   const { cfg } = o;
   const useMargins = o.useMargins ?? [...o.train, ...(o.eval ?? [])].some((p) => p.margin !== undefined);
-  type RmDevice = PairDevice & { margin?: Arr };
+  const pooling = o.pooling ?? 'last';
+  type RmDevice = PairDevice & { margin?: Arr; completion?: Arr };
   const collate = (xs: MarginPair[], rows = o.batchSize): Batch<RmDevice> => {
     const { batch, tokens } = pairDevice(xs, o.T, o.padId, rows);
-    if (!useMargins) return { batch, tokens };
-    return { batch: { ...batch, margin: np.array(Float32Array.from({ length: rows }, (_, i) => xs[i]?.margin ?? 0)) }, tokens };
+    const out: RmDevice = { ...batch };
+    if (useMargins) out.margin = np.array(Float32Array.from({ length: rows }, (_, i) => xs[i]?.margin ?? 0));
+    if (pooling === 'mean') out.completion = np.array(pairCompletionMask(xs, o.T, rows), { shape: [2 * rows, o.T] });
+    return { batch: out, tokens };
   };
-  const lossFn = (m: ScalarModel, { both, margin }: RmDevice) => {
+  const lossFn = (m: ScalarModel, { both, margin, completion }: RmDevice) => {
     const B = both.input.shape[0]! / 2;
     const values = scalarValues(m.trunk, m.head, cfg, both.input, both.pos, both.valid);
-    const r = lastTokenValues(values, both.valid.ref);
+    const r = poolValues(values, pooling, { valid: both.valid, completion });
     const [rc, rr] = np.split(r, [B], 0) as [Arr, Arr];
     free([both.input, both.pos, both.valid, both.target, both.weight]);
+    completion?.dispose();
     const { loss, metrics } = rewardLoss(rc, rr, { centerRewardsCoefficient: o.centerRewardsCoefficient, margin });
     return [loss, metrics] as const;
   };
@@ -151,6 +172,19 @@ export async function trainRewardModel(o: RewardModelOptions): Promise<{ params:
 }
 
 // ---- DPO, IPO, SimPO ----------------------------------------------------------------------------
+
+/**
+ * The items a run of `batches` draws from ShuffledBatches, whose order depends only on the item count, the seed and
+ * the batch size. TRL precomputes reference log-probs for the whole dataset; a run that sees a fraction of a large
+ * pair set (the study's) only needs them for the pairs it draws.
+ */
+export function drawnIndices(n: number, batchSize: number, seed: number, batches: number): Set<number> {
+  const src = new ShuffledBatches({ items: Array.from({ length: n }, (_, i) => i), batchSize, seed, collate: (xs: number[]) => ({ batch: xs, tokens: 0 }) });
+  const used = new Set<number>();
+  for (let b = 0; b < batches && used.size < n; b++) for (const i of src.next().batch) used.add(i);
+  return used;
+}
+
 
 export type PreferenceLoss = DpoLossType | 'simpo';
 
@@ -249,7 +283,10 @@ export async function trainDpo(o: DpoTrainOptions): Promise<{ params: Params; su
           );
     return [loss, metrics] as const;
   };
-  const trainItems = await withRef(o.train);
+  // Reference log-probs for the pairs this run draws; the others are never collated (NaN marks them).
+  const drawn = [...drawnIndices(o.train.length, o.batchSize, o.seed ?? 0, o.steps * (o.gradAccum ?? 1))].sort((a, b) => a - b);
+  const trainItems: Item[] = o.train.map((p) => ({ ...p, refC: NaN, refR: NaN }));
+  (await withRef(drawn.map((i) => o.train[i]!))).forEach((x, k) => (trainItems[drawn[k]!] = x));
   const evalItems = o.eval?.length ? await withRef(o.eval) : [];
   const data = new ShuffledBatches({ items: trainItems, batchSize: o.batchSize, seed: o.seed ?? 0, collate: (xs: Item[]) => collate(xs) });
   return withEval(o, o.params, lossFn, data, evalBatches(o, evalItems, collate));
