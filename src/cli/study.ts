@@ -3,9 +3,10 @@
 // under <out>/runs, and running the same command again keeps those runs and continues.
 import { spawn } from 'node:child_process';
 import { availableParallelism } from 'node:os';
-import { resolve } from 'node:path';
+import { cpSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { resolveStudyConfig } from '../study/config.js';
-import { runStudy } from '../study/runner.js';
+import { PREFS_PROVENANCE, runStudy } from '../study/runner.js';
 import { writeReport } from './study-report.js';
 import { LONG_PRETRAIN, pretrainBase } from '../study/pretrain.js';
 import { command, Option, parse, positiveInteger, UsageError } from './args.js';
@@ -25,7 +26,7 @@ export const cli = () =>
     .option('--workers <n>', `processes sharing the runs, one per core (default: this machine's ${DEFAULT_WORKERS})`, positiveInteger)
     // Internal: a helper process started by the main one (index/count).
     .addOption(new Option('--worker <i/n>').hideHelp())
-    .addHelpText('after', '\nalignlab study pretrain [flags]: pretrain the base policy again (what assets/base ships); --help for its flags.');
+    .addHelpText('after', '\nalignlab study pretrain [flags]: pretrain the base policy again (what assets/base ships); --help for its flags.\nalignlab study prefs [flags]: sample the preference pairs and train the reward model --quick uses (what assets/prefs ships).');
 
 interface Flags {
   config?: string;
@@ -90,8 +91,40 @@ async function helperMain(spec: string, o: { config: ReturnType<typeof resolveSt
   }
 }
 
+/** `study prefs` defaults: the pair set `--quick` ships with (assets/prefs). */
+export const SHIP_PREFS: Record<string, unknown> = { prefs: { prompts: 1024, samplesPerPrompt: 8, perSeed: false, source: 'sample' } };
+
+export const prefsCli = () =>
+  command('prefs', 'sample the preference pairs and train the reward model once, from the shipped base, and write them with PROVENANCE.json (what assets/prefs ships for --quick)')
+    .option('--out <dir>', 'directory to write (refused if it holds pairs)', 'runs/study-prefs')
+    .option('--config <file>', `YAML/JSON overriding the study defaults and these: ${JSON.stringify(SHIP_PREFS)}`)
+    .option('--cache <dir>', 'cache for the processed corpus (default .alignlab/cache)')
+    .option('--device <device>', 'wasm (default) or webgpu')
+    .name('study prefs');
+
+async function prefsMain(argv: string[]): Promise<number | void> {
+  const cmd = prefsCli();
+  if (!(await parse(cmd, argv))) return;
+  const f = cmd.opts<{ out: string; config?: string; cache?: string; device?: string }>();
+  const out = resolve(f.out);
+  if (existsSync(join(out, PREFS_PROVENANCE))) throw new UsageError(`${out}: already holds preference pairs; choose another --out or move it away first`);
+  const config = resolveStudyConfig({ file: f.config, defaults: SHIP_PREFS });
+  const work = `${out}-work`; // the study's working files (checkpoints, logs); only the results move to --out
+  const stop = interrupts((sig) => `${sig}: stopping; run the same command to continue`, { exitAtOnce: true });
+  try {
+    const { prefs } = await runStudy({ config, out: work, cacheDir: resolve(f.cache ?? '.alignlab/cache'), device: f.device, prerequisitesOnly: true, command: ['alignlab', 'study', 'prefs', ...argv].join(' ') });
+    mkdirSync(out, { recursive: true });
+    for (const x of ['preferences.jsonl', 'preferences-cost.json', 'reward-model']) cpSync(join(work, x), join(out, x), { recursive: true });
+    writeFileSync(join(out, PREFS_PROVENANCE), JSON.stringify(prefs, null, 2) + '\n');
+    console.error(`study prefs: ${prefs!.pairs} pairs, reward model held-out accuracy ${prefs!.rewardModel.heldOutAccuracy.toFixed(3)} on ${prefs!.rewardModel.n} pairs → ${out}`);
+  } finally {
+    stop.dispose();
+  }
+}
+
 export async function main(argv: string[]): Promise<number | void> {
   if (argv[0] === 'pretrain') return pretrainMain(argv.slice(1));
+  if (argv[0] === 'prefs') return prefsMain(argv.slice(1));
   const cmd = cli();
   if (!(await parse(cmd, argv))) return;
   const f = cmd.opts<Flags>();

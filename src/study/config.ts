@@ -64,6 +64,12 @@ export const StudySchema = z
         /** Each seed samples its own pairs from the base and trains its own reward model, so the seed-level
          *  intervals include preference-data and reward-model variability (false: one draw for all seeds). */
         perSeed: z.boolean().default(true),
+        /** 'sample': draw pairs from the base and train the reward model here. 'shipped': use the package's
+         *  (assets/prefs, made by `alignlab study prefs` from the shipped base, outside the study's time) for the
+         *  first seed's draw; DPO and the reward model then see the same, larger pair set. */
+        source: z.enum(['sample', 'shipped']).default('sample'),
+        /** Another `study prefs` output to use as the shipped one. */
+        shippedDir: z.string().optional(),
       })
       .strict()
       .prefault({}),
@@ -148,7 +154,7 @@ function merge(a: unknown, b: unknown): unknown {
 }
 
 /** Resolve the study config: defaults, then --quick, then the user's file (its fields win). */
-export function resolveStudyConfig(o: { file?: string; quick?: boolean } = {}): StudyConfig {
+export function resolveStudyConfig(o: { file?: string; quick?: boolean; defaults?: Record<string, unknown> } = {}): StudyConfig {
   let user: unknown = {};
   if (o.file) {
     const text = readFileSync(o.file, 'utf-8');
@@ -158,7 +164,7 @@ export function resolveStudyConfig(o: { file?: string; quick?: boolean } = {}): 
       throw new Error(`${o.file}: not valid YAML/JSON (${(e as Error).message})`);
     }
   }
-  const raw = merge(o.quick ? QUICK : {}, user);
+  const raw = merge(merge(o.defaults ?? {}, o.quick ? QUICK : {}), user);
   const r = StudySchema.safeParse(raw);
   if (!r.success) {
     const i = r.error.issues[0]!;

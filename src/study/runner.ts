@@ -7,8 +7,9 @@
 // study continues from its finished runs.
 
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import type { ChildProcess } from 'node:child_process';
+import { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { cpus } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { stringify as stringifyYaml } from 'yaml';
@@ -54,6 +55,8 @@ export interface StudyOptions {
   spawnWorker?: (index: number, count: number) => ChildProcess;
   /** Set in a helper process: it takes tasks from the shared list and writes their results, nothing else. */
   worker?: { index: number; count: number };
+  /** Stop after the first draw's preference pairs and reward model (`alignlab study prefs`). */
+  prerequisitesOnly?: boolean;
 }
 
 interface PlannedRun {
@@ -147,7 +150,7 @@ export class StudyRunner {
     };
   }
 
-  async run(): Promise<{ study: StudyResults; studyFile: string }> {
+  async run(): Promise<{ study: StudyResults; studyFile: string; prefs?: PrefsProvenance }> {
     const started = new Date().toISOString();
     await initEngine(this.o.device);
     mkdirSync(join(this.out, 'runs'), { recursive: true });
@@ -164,6 +167,7 @@ export class StudyRunner {
       `${this.data.trainPrompts.length}/${this.data.heldOutPrompts.length} train/held-out prompts (${(now() - t).toFixed(1)} s${this.data.corpus.fromCache ? ', cached' : ''})`);
 
     await this.baseModel();
+    if (!worker) this.adoptShippedPrefs();
     // Helpers start once the corpus and the base are on disk; their setup (loading them, the fluency model, the
     // base evaluation) overlaps this process's.
     const helpers = this.startHelpers(Math.min(this.o.workers ?? 1, plan.length - finishedBefore.size));
@@ -188,12 +192,24 @@ export class StudyRunner {
     // Prerequisites first, so their time is accounted to them and not to the first run that needs them. With
     // prefs.perSeed every seed draws its own base samples, pairs and reward model, so the intervals cover them.
     // Each process takes the tasks no other process holds; one that needs another's result waits for its file.
-    const draws = [...new Set(plan.map((p) => this.draw(p.seed)))];
+    const draws = this.o.prerequisitesOnly ? [this.cfg.seed] : [...new Set(plan.map((p) => this.draw(p.seed)))];
     const needPairs = plan.some((p) => ['dpo', 'ipo', 'simpo', 'ppo', 'best-of-n', 'grpo'].includes(p.method));
     const needRm = plan.some((p) => ['ppo', 'best-of-n', 'grpo'].includes(p.method));
     for (const d of draws) {
       if (needPairs && !this.claims.heldByOther(`preferences-${d}`)) await this.preferencePairs(d);
       if (needRm && !this.claims.heldByOther(`reward-model-${d}`)) await this.rewardModel(d);
+    }
+    if (this.o.prerequisitesOnly) {
+      const d = this.cfg.seed, rm = this.rmResults.get(d)!;
+      const rows = readFileSync(join(this.out, 'preferences.jsonl'), 'utf-8').trim().split('\n').length;
+      const prefs: PrefsProvenance = {
+        command: this.o.command ?? 'alignlab study prefs', gitCommit: gitHead(), date: new Date().toISOString(),
+        identity: prefsIdentity(this.cfg, this.baseDir, this.data.corpus.key),
+        prompts: Math.min(this.cfg.prefs.prompts, this.data.trainPrompts.length), samplesPerPrompt: this.cfg.prefs.samplesPerPrompt, pairs: rows,
+        rewardModel: rm, config: this.cfg,
+      };
+      this.dispose();
+      return { study: this.study, studyFile: '', prefs };
     }
     for (const [i, p] of plan.entries()) {
       const id = runId(p.method, p.setting, p.seed);
@@ -245,6 +261,30 @@ export class StudyRunner {
     process.once('exit', stop);
     this.log(`workers: ${count} processes share the runs (1 per core; --workers to change)`);
     return kids.map((k) => new Promise<number>((done) => k.once('exit', (code, sig) => done(code ?? (sig === 'SIGINT' ? 130 : 143)))));
+  }
+
+  /**
+   * prefs.source 'shipped': the package's preference pairs and reward model (assets/prefs, `alignlab study prefs`)
+   * become this study's first draw, copied into <out> (atomically: helpers wait for these files). Refused unless
+   * they were made from this very base, corpus and task.
+   */
+  private adoptShippedPrefs(): void {
+    if (this.cfg.prefs.source !== 'shipped') return;
+    const dir = resolve(this.cfg.prefs.shippedDir ?? SHIPPED_PREFS_DIR);
+    const prov = readPrefsProvenance(dir);
+    const want = prefsIdentity(this.cfg, this.baseDir, this.data.corpus.key);
+    const diff = (Object.keys(want) as (keyof PrefsIdentity)[]).find((k) => JSON.stringify(prov.identity[k]) !== JSON.stringify(want[k]));
+    if (diff) throw new Error(`${join(dir, PREFS_PROVENANCE)}: field identity.${diff}: the shipped preference pairs were made for another ${diff} (${JSON.stringify(prov.identity[diff])}, this study: ${JSON.stringify(want[diff])}); set prefs.source: sample, or remake them with \`alignlab study prefs\``);
+    const copy = (from: string, to: string) => {
+      if (existsSync(to)) return;
+      const tmp = `${to}.${process.pid}.tmp`;
+      if (statSyncSafe(from)?.isDirectory()) cpSync(from, tmp, { recursive: true });
+      else copyFileSync(from, tmp);
+      renameSync(tmp, to);
+    };
+    for (const f of ['preferences.jsonl', 'preferences-cost.json']) copy(join(dir, f), join(this.out, f));
+    copy(join(dir, 'reward-model'), join(this.out, 'reward-model'));
+    this.log(`preferences and reward model: shipped (${dir}; ${prov.pairs} pairs from ${prov.prompts} prompts × ${prov.samplesPerPrompt}, reward model held-out accuracy ${prov.rewardModel.heldOutAccuracy.toFixed(3)} on ${prov.rewardModel.n} pairs)`);
   }
 
   /** Whether this process must produce the result `task` (it now holds the claim), or the result exists (done). */
@@ -409,7 +449,8 @@ export class StudyRunner {
     if (have) return have;
     const file = join(this.out, `preferences${this.drawSuffix(draw)}.jsonl`);
     const costFile = join(this.out, `preferences${this.drawSuffix(draw)}-cost.json`);
-    const what = `sampling preference pairs${this.drawSuffix(draw) ? ` (seed ${draw})` : ''}`;
+    const shipped = this.cfg.prefs.source === 'shipped' && draw === this.cfg.seed ? ' (shipped; `alignlab study prefs`)' : '';
+    const what = `sampling preference pairs${this.drawSuffix(draw) ? ` (seed ${draw})` : ''}${shipped}`;
     let rows: PairRow[];
     const task = `preferences-${draw}`;
     if (!(await this.mustProduce(task, () => existsSync(file) && existsSync(costFile)))) {
@@ -470,7 +511,8 @@ export class StudyRunner {
     if (have) return have;
     const dir = join(this.out, `reward-model${this.drawSuffix(draw)}`);
     const metaFile = join(dir, 'alignlab-rm.json');
-    const what = `training the reward model${this.drawSuffix(draw) ? ` (seed ${draw})` : ''}`;
+    const shipped = this.cfg.prefs.source === 'shipped' && draw === this.cfg.seed ? ' (shipped; `alignlab study prefs`)' : '';
+    const what = `training the reward model${this.drawSuffix(draw) ? ` (seed ${draw})` : ''}${shipped}`;
     const pairs = await this.preferencePairs(draw);
     const task = `reward-model-${draw}`;
     if (!(await this.mustProduce(task, () => existsSync(metaFile)))) {
@@ -742,6 +784,64 @@ export class StudyRunner {
 }
 
 class DivergedError extends Error {}
+
+/** The package's preference pairs and reward model for `prefs.source: shipped`. */
+export const SHIPPED_PREFS_DIR = resolve(fileURLToPath(new URL('../../assets/prefs', import.meta.url)));
+export const PREFS_PROVENANCE = 'PROVENANCE.json';
+
+/** What shipped pairs must share with a study that uses them. */
+export interface PrefsIdentity {
+  /** sha256 of the base's model.safetensors: the pairs are that model's samples. */
+  base: string;
+  corpus: string;
+  task: StudyConfig['task'];
+  minGap: number;
+  heldOutFraction: number;
+  validFraction: number;
+}
+
+export function prefsIdentity(cfg: StudyConfig, baseDir: string, corpusKey: string): PrefsIdentity {
+  const base = createHash('sha256').update(readFileSync(join(baseDir, 'model.safetensors'))).digest('hex');
+  return { base, corpus: corpusKey, task: cfg.task, minGap: cfg.prefs.minGap, heldOutFraction: cfg.prefs.heldOutFraction, validFraction: cfg.prefs.validFraction };
+}
+
+export interface PrefsProvenance {
+  command: string;
+  gitCommit: string;
+  date: string;
+  identity: PrefsIdentity;
+  prompts: number;
+  samplesPerPrompt: number;
+  pairs: number;
+  rewardModel: RmMeta['result'];
+  config: StudyConfig;
+}
+
+function readPrefsProvenance(dir: string): PrefsProvenance {
+  const f = join(dir, PREFS_PROVENANCE);
+  if (!existsSync(f)) throw new Error(`${f}: no shipped preference pairs here; run \`alignlab study prefs --out ${dir}\` or set prefs.source: sample`);
+  try {
+    return JSON.parse(readFileSync(f, 'utf-8')) as PrefsProvenance;
+  } catch (e) {
+    throw new Error(`${f}: not valid JSON (${(e as Error).message})`);
+  }
+}
+
+function gitHead(): string {
+  try {
+    return execFileSync('git', ['rev-parse', 'HEAD'], { encoding: 'utf-8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    return 'unknown';
+  }
+}
+
+function statSyncSafe(p: string) {
+  try {
+    return statSync(p);
+  } catch {
+    return undefined;
+  }
+}
 
 interface PairRow extends PairExample {
   /** Index of the prompt in the sampled list: pairs of one prompt share completions, so splits go by prompt. */

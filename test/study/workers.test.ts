@@ -82,3 +82,39 @@ test('a study shared by 2 processes gives the same runs, checkpoint by checkpoin
   assert.ok(lines.length >= 7, `study.jsonl has the study and its 6 runs (${lines.length} lines)`);
   assert.deepEqual(readdirSync(join(two.out, '.claims')), [], 'no claim outlives the study');
 });
+
+test('study prefs ships pairs and a reward model that a study adopts; made for another task or gap, they are refused in one line', { timeout: 10 * 60_000 }, () => {
+  const base = {
+    base: 'scratch',
+    corpus: { vocabSize: 500, trainPrompts: 64, heldOutPrompts: 16 },
+    model: { layers: 1, hidden: 32, heads: 2, kvHeads: 1, intermediate: 64, context: 32 },
+    pretrain: { steps: 20, batchSize: 8, warmup: 1 },
+    rm: { steps: 4, evals: 1, batchSize: 8 },
+  };
+  const cache = join(tmp, 'cache'), prefs = join(tmp, 'prefs');
+  const cli = (args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/entry.ts', 'study', ...args, '--cache', cache], { encoding: 'utf-8', env: { ...process.env, ALIGNLAB_DB: join(tmp, 'store.db') } });
+  const cfg = (name: string, extra: Record<string, unknown>) => {
+    const f = join(tmp, name);
+    writeFileSync(f, stringify({ ...base, ...extra }));
+    return f;
+  };
+  const made = cli(['prefs', '--config', cfg('prefs.yaml', { prefs: { prompts: 32, samplesPerPrompt: 4 } }), '--out', prefs]);
+  assert.equal(made.status, 0, made.stderr);
+  const prov = JSON.parse(readFileSync(join(prefs, 'PROVENANCE.json'), 'utf-8')) as { pairs: number; rewardModel: { heldOutAccuracy: number; n: number } };
+  assert.equal(prov.pairs, readFileSync(join(prefs, 'preferences.jsonl'), 'utf-8').trim().split('\n').length);
+  assert.ok(prov.rewardModel.n > 0 && prov.rewardModel.heldOutAccuracy >= 0 && prov.rewardModel.heldOutAccuracy <= 1);
+  assert.ok(existsSync(join(prefs, 'reward-model', 'alignlab-rm.json')));
+  assert.equal(cli(['prefs', '--out', prefs]).status, 2, 'an existing pair set is never overwritten');
+
+  const runs = { seeds: 1, eval: { prompts: 8, checkpoints: 1 }, dpo: { betas: [0.1], steps: 2, batchSize: 8 }, simpo: { enabled: false }, ppo: { klCoefs: [0.1], iterations: 1, rolloutBatch: 8, miniBatches: 2, epochs: 1, gt: false }, bestOfN: { ns: [1, 2] } };
+  const out = join(tmp, 'adopted');
+  const ok = cli(['--config', cfg('adopt.yaml', { ...runs, prefs: { source: 'shipped', shippedDir: prefs, perSeed: false } }), '--out', out, '--workers', '1']);
+  assert.equal(ok.status, 0, ok.stderr);
+  assert.match(ok.stderr, /preferences and reward model: shipped/);
+  assert.doesNotMatch(ok.stderr, /^preferences: \d+ pairs/m, 'no pairs sampled');
+  assert.equal(readFileSync(join(out, 'preferences.jsonl'), 'utf-8'), readFileSync(join(prefs, 'preferences.jsonl'), 'utf-8'));
+  const bad = cli(['--config', cfg('bad.yaml', { ...runs, task: { maxNewTokens: 8 }, prefs: { source: 'shipped', shippedDir: prefs, perSeed: false } }), '--out', join(tmp, 'refused'), '--workers', '1']);
+  assert.equal(bad.status, 1);
+  assert.match(bad.stderr, /PROVENANCE\.json: field identity\.task: the shipped preference pairs were made for another task/);
+  assert.equal(bad.stderr.trim().split('\n').filter((l) => /alignlab study:/.test(l)).length, 1);
+});
