@@ -19,6 +19,16 @@ export function tokenLogprobs(logits: Arr, targets: Arr): Arr {
 }
 
 /**
+ * tokenLogprobs for inference only (no gradient): the target's logit picked with `takeAlongAxis` minus logsumexp,
+ * two passes over [..., V] where the one-hot pick takes five. Scoring (reference log-probs, KL, held-out loss) is
+ * the study's most frequent [B, T, V] computation.
+ */
+export function tokenLogprobsNoGrad(logits: Arr, targets: Arr): Arr {
+  const picked = np.takeAlongAxis(logits.ref, targets.reshape([...targets.shape, 1]), -1).reshape(targets.shape);
+  return picked.sub(nn.logsumexp(logits, -1));
+}
+
+/**
  * Both per-token log-probs and per-token entropies from one log-softmax (PPO wants both from the same logits).
  * H = −Σ_v p_v log p_v. logits [B,T,V], targets [B,T] → [logps [B,T], entropy [B,T]].
  */

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { np, jit, grad, valueAndGrad, type Arr } from '../../../src/engine/index.js';
-import { tokenLogprobs, tokenLogprobsAndEntropy, nextTokenLogprobs, shiftMask, sequenceLogprob, entropyFromLogits, logSigmoid } from '../../../src/model/logprobs.js';
+import { tokenLogprobs, tokenLogprobsNoGrad, tokenLogprobsAndEntropy, nextTokenLogprobs, shiftMask, sequenceLogprob, entropyFromLogits, logSigmoid } from '../../../src/model/logprobs.js';
 import { ready, read, close, f32, i32, normals, round32, logSoftmax64, logSigmoid64, sigmoid64 } from './helpers.js';
 
 await ready;
@@ -13,6 +13,12 @@ const lsm = logSoftmax64(logits, V); // [B·T][V]
 test('tokenLogprobs equals log-softmax picked at the target (float64 reference)', async () => {
   const got = await read(tokenLogprobs(f32(logits, [B, T, V]), i32(targets, [B, T])));
   close(got, targets.map((y, i) => lsm[i]![y]!), 5e-5, 'logp');
+});
+
+test('tokenLogprobsNoGrad (takeAlongAxis − logsumexp, for scoring) equals the float64 reference, eagerly and under jit', async () => {
+  const want = targets.map((y, i) => lsm[i]![y]!);
+  close(await read(tokenLogprobsNoGrad(f32(logits, [B, T, V]), i32(targets, [B, T]))), want, 5e-5, 'eager');
+  close(await read(jit(tokenLogprobsNoGrad)(f32(logits, [B, T, V]), i32(targets, [B, T]))), want, 5e-5, 'jit');
 });
 
 test('nextTokenLogprobs shifts: logits at t score ids[t+1]', async () => {
