@@ -119,7 +119,7 @@ export const StudySchema = z
       .object({ enabled: z.boolean().default(false), beta: num(0.04), groupSize: int(4), iterations: int(30), promptsPerIteration: int(8), lr: num(1e-3) })
       .strict()
       .prefault({}),
-    bestOfN: z.object({ ns: z.array(z.number().int().positive()).default([1, 2, 4, 8, 16]) }).strict().prefault({}),
+    bestOfN: z.object({ enabled: z.boolean().default(true), ns: z.array(z.number().int().positive()).default([1, 2, 4, 8, 16]) }).strict().prefault({}),
   })
   .strict();
 

@@ -98,7 +98,7 @@ export function planRuns(cfg: StudyConfig): PlannedRun[] {
     if (cfg.ppo.gt) runs.push({ method: 'ppo-gt', setting: { klCoef: cfg.ppo.gtKlCoef }, seed });
     if (cfg.simpo.enabled) runs.push({ method: 'simpo', setting: { beta: cfg.simpo.beta, gamma: cfg.simpo.gamma }, seed });
     if (cfg.grpo.enabled) runs.push({ method: 'grpo', setting: { beta: cfg.grpo.beta, groupSize: cfg.grpo.groupSize }, seed });
-    runs.push({ method: 'best-of-n', setting: {}, seed });
+    if (cfg.bestOfN.enabled) runs.push({ method: 'best-of-n', setting: {}, seed });
   }
   return runs;
 }
