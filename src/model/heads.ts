@@ -45,3 +45,31 @@ export function lastTokenValues(values: Arr, mask: Arr): Arr {
   const pick = last.reshape([-1, 1]).equal(pos); //                 [B,T] one-hot of that position
   return np.where(pick, values, 0).sum(-1);
 }
+
+/**
+ * The mean of `values` over the positions where mask ≠ 0, per row: values [B,T], mask [B,T] (1 = a completion token)
+ * → [B]. With the completion mask this makes the reward a sum of per-token scores divided by the completion's
+ * length: a contextual bag of words, which learns a lexicon-like reward (VADER sentiment) from far fewer pairs than
+ * one read at the last token. A row with no masked position gives 0. Consumes both arguments.
+ */
+export function maskedMeanValues(values: Arr, mask: Arr): Arr {
+  const n = mask.ref.sum(-1);
+  return values.mul(mask).sum(-1).div(np.maximum(n, 1));
+}
+
+/**
+ * Where a scalar model's sequence score is read: 'last' = at the last real token (HF *ForSequenceClassification,
+ * TRL; the default), 'mean' = the mean over the completion tokens (`maskedMeanValues`).
+ */
+export type Pooling = 'last' | 'mean';
+export const POOLINGS = ['last', 'mean'] as const satisfies readonly Pooling[];
+
+/**
+ * Per-position values [B,T] → one score per row [B]: `valid` (1 = real token) for 'last', `completion`
+ * (1 = a completion token; prompt and padding 0) for 'mean'. Consumes `values`; borrows the masks.
+ */
+export function poolValues(values: Arr, pooling: Pooling, masks: { valid: Arr; completion?: Arr }): Arr {
+  if (pooling === 'last') return lastTokenValues(values, masks.valid.ref);
+  if (!masks.completion) throw new Error("poolValues: pooling 'mean' needs the completion mask");
+  return maskedMeanValues(values, masks.completion.ref);
+}

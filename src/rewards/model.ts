@@ -1,10 +1,12 @@
 // A learned reward model as a RewardFn: a decoder trunk with a scalar head (model/heads.ts), trained with the
 // Bradley–Terry loss (train/reward.ts), scoring prompt + completion at the last real token, as HF's
-// *ForSequenceClassification models and TRL's `get_reward` do.
+// *ForSequenceClassification models and TRL's `get_reward` do ('last' pooling), or as the mean of the per-token
+// scores over the completion tokens ('mean' pooling, which needs each sequence's prompt length).
 //
 // On disk it is a normal HF model directory (config.json, model.safetensors, tokenizer.json) whose
 // model.safetensors also holds the head as `score.weight` [1, C] (HF's layout) and `score.bias` [1]: the trunk
-// still loads as a plain model, and the head travels with it.
+// still loads as a plain model, and the head travels with it. The pooling is stored in that file's metadata
+// (`alignlab.reward_pooling`); a file without it (HF's, or ours before pooling existed) pools 'last'.
 //
 // One jitted program per (batch, length) bucket: rows are scored in chunks of `batchSize` (the last chunk padded
 // with dummy rows) and lengths are rounded up to a multiple of 16, so a training run compiles a handful at most.
@@ -14,12 +16,12 @@ import { join } from 'node:path';
 import { compile, free, i32, initEngine, keep, np, takeF32, type Arr } from '../engine/index.js';
 import type { ModelConfig } from '../formats/config.js';
 import type { Params } from '../model/decoder.js';
-import { lastTokenValues, scalarValues, type HeadParams, type ScalarModel } from '../model/heads.js';
+import { POOLINGS, poolValues, scalarValues, type HeadParams, type Pooling, type ScalarModel } from '../model/heads.js';
 import type { HostParams, HostTensor } from '../engine/tree.js';
 import { toDevice, toHost } from '../model/weights.js';
 import { rightPad } from '../model/score.js';
 import { loadHFDir, saveHFDir } from '../formats/hf.js';
-import { readSafetensors, writeSafetensors } from '../formats/safetensors.js';
+import { readSafetensors, readSafetensorsHeader, writeSafetensors } from '../formats/safetensors.js';
 import type { Tokenizer } from '../formats/tokenizer.js';
 import type { RewardFn } from './types.js';
 
@@ -28,11 +30,17 @@ const roundUp = (n: number, m: number) => Math.ceil(n / m) * m;
 export interface RewardModelOptions {
   /** Rows per forward pass (a fixed shape: one compiled program). Default 16. */
   batchSize?: number;
+  /** Where the score is read: 'last' real token (default) or 'mean' over the completion tokens. */
+  pooling?: Pooling;
 }
+
+/** The safetensors metadata key that records a reward model's pooling. */
+const POOLING_KEY = 'alignlab.reward_pooling';
 
 export class RewardModel {
   readonly batchSize: number;
-  private fn: ((trunk: Params, head: HeadParams, ids: Arr, pos: Arr, valid: Arr) => Arr) & { dispose(): void };
+  readonly pooling: Pooling;
+  private fn: ((trunk: Params, head: HeadParams, ids: Arr, pos: Arr, valid: Arr, completion: Arr) => Arr) & { dispose(): void };
 
   /** Takes ownership of `model` (device arrays); `dispose()` frees them. */
   constructor(
@@ -42,9 +50,12 @@ export class RewardModel {
     opts: RewardModelOptions = {},
   ) {
     this.batchSize = opts.batchSize ?? 16;
-    // r(x, y) = head(h_last): the scalar at the last position with valid = 1 (right padding here).
-    this.fn = compile((trunk: Params, head: HeadParams, ids: Arr, pos: Arr, valid: Arr) =>
-      lastTokenValues(scalarValues(trunk, head, cfg, ids, pos, valid), valid.ref),
+    this.pooling = opts.pooling ?? 'last';
+    // 'last': r(x, y) = head(h_last), the scalar at the last position with valid = 1 (right padding here);
+    // 'mean': r(x, y) = mean of head(h_t) over the completion's positions t. `completion` is unused by 'last'.
+    const pooling = this.pooling;
+    this.fn = compile((trunk: Params, head: HeadParams, ids: Arr, pos: Arr, valid: Arr, completion: Arr) =>
+      poolValues(scalarValues(trunk, head, cfg, ids, pos, valid), pooling, { valid, completion }),
     );
   }
 
@@ -58,19 +69,25 @@ export class RewardModel {
   static async load(dir: string, opts: RewardModelOptions & { device?: string } = {}): Promise<RewardModel> {
     await initEngine(opts.device);
     const m = await loadHFDir(dir, { tokenizer: 'optional' });
-    const head = readHead(dir, m.config.hiddenSize);
-    return RewardModel.fromHost(m.config, m.params, head, m.tokenizer, opts);
+    const { head, pooling } = readHead(dir, m.config.hiddenSize);
+    return RewardModel.fromHost(m.config, m.params, head, m.tokenizer, { pooling, ...opts });
   }
 
   /**
    * Scores of token sequences (prompt + completion), one per row. Sequences longer than the model's context
    * keep their last `maxPositions` tokens: the completion, which is what is judged, sits at the end.
+   * `promptLengths[i]` (tokens of row i before its completion) is required by 'mean' pooling, ignored by 'last'.
    */
-  async score(seqs: number[][]): Promise<Float32Array> {
+  async score(seqs: number[][], promptLengths?: number[]): Promise<Float32Array> {
     const N = seqs.length, bs = this.batchSize, max = this.cfg.maxPositions;
+    if (this.pooling === 'mean' && promptLengths?.length !== N)
+      throw new Error(`reward model: 'mean' pooling needs the prompt length of each of the ${N} sequences (got ${promptLengths?.length ?? 'none'})`);
+    const starts: number[] = [];
     const rows = seqs.map((s, i) => {
       if (s.length === 0) throw new Error(`reward model: sequence ${i} is empty`);
-      return s.length > max ? s.slice(s.length - max) : s;
+      const cut = Math.max(0, s.length - max);
+      starts.push(Math.max(0, (promptLengths?.[i] ?? 0) - cut)); // the completion's first index after the cut
+      return cut > 0 ? s.slice(cut) : s;
     });
     const out = new Float32Array(N);
     for (let start = 0; start < N; start += bs) {
@@ -79,7 +96,14 @@ export class RewardModel {
       const T = Math.min(roundUp(longest, 16), Math.max(max, longest));
       while (chunk.length < bs) chunk.push([0]); // dummy rows keep the compiled shape
       const { ids, pos, valid } = rightPad(chunk, T);
-      const r = await takeF32(this.fn(keep(this.model.trunk), keep(this.model.head), i32(ids, [bs, T]), i32(pos, [bs, T]), i32(valid, [bs, T])));
+      const completion = new Float32Array(bs * T);
+      if (this.pooling === 'mean')
+        chunk.forEach((s, b) => {
+          if (start + b < N) for (let j = starts[start + b]!; j < s.length; j++) completion[b * T + j] = 1;
+        });
+      const r = await takeF32(
+        this.fn(keep(this.model.trunk), keep(this.model.head), i32(ids, [bs, T]), i32(pos, [bs, T]), i32(valid, [bs, T]), np.array(completion, { shape: [bs, T] })),
+      );
       out.set(r.subarray(0, Math.min(bs, N - start)), start);
     }
     return out;
@@ -87,7 +111,7 @@ export class RewardModel {
 
   /** This model as a RewardFn: scores prompt ++ completion (EOS included, as the policy emitted it). */
   rewardFn(): RewardFn {
-    return async (b) => Array.from(await this.score(b.prompts.map((p, i) => [...p, ...b.completions[i]!])));
+    return async (b) => Array.from(await this.score(b.prompts.map((p, i) => [...p, ...b.completions[i]!]), b.prompts.map((p) => p.length)));
   }
 
   dispose(): void {
@@ -97,7 +121,7 @@ export class RewardModel {
 }
 
 /** The head in HF's layout: score.weight [1, C] (and our bias score.bias [1], absent in HF's classifiers). */
-function readHead(dir: string, C: number): HeadParams<HostTensor> {
+function readHead(dir: string, C: number): { head: HeadParams<HostTensor>; pooling: Pooling } {
   const index = join(dir, 'model.safetensors.index.json');
   let file = join(dir, 'model.safetensors');
   if (existsSync(index)) {
@@ -112,11 +136,19 @@ function readHead(dir: string, C: number): HeadParams<HostTensor> {
     throw new Error(`${file}: tensor "score.weight" has shape [${w.shape.join(', ')}], expected [1, ${C}] (one label, hidden size ${C})`);
   const b = all.get('score.bias');
   if (b && (b.shape.length !== 1 || b.shape[0] !== 1)) throw new Error(`${file}: tensor "score.bias" has shape [${b.shape.join(', ')}], expected [1]`);
-  return { w: { shape: [C, 1], data: Float32Array.from(w.data) }, b: { shape: [1], data: b ? Float32Array.from(b.data) : new Float32Array(1) } };
+  const stored = readSafetensorsHeader(file).metadata[POOLING_KEY] ?? 'last'; // absent: HF's classifiers, and ours before pooling
+  if (!(POOLINGS as readonly string[]).includes(stored)) throw new Error(`${file}: metadata "${POOLING_KEY}" is "${stored}", expected one of ${POOLINGS.join(', ')}`);
+  return {
+    head: { w: { shape: [C, 1], data: Float32Array.from(w.data) }, b: { shape: [1], data: b ? Float32Array.from(b.data) : new Float32Array(1) } },
+    pooling: stored as Pooling,
+  };
 }
 
-/** Save a reward model as an HF directory with the head in model.safetensors (`score.weight`, `score.bias`). */
-export async function saveRewardModel(dir: string, rm: { cfg: ModelConfig; model: ScalarModel; tokenizer?: Tokenizer }): Promise<void> {
+/**
+ * Save a reward model as an HF directory with the head in model.safetensors (`score.weight`, `score.bias`) and its
+ * pooling in that file's metadata (default 'last'; transformers ignores it and always reads the last token).
+ */
+export async function saveRewardModel(dir: string, rm: { cfg: ModelConfig; model: ScalarModel; tokenizer?: Tokenizer; pooling?: Pooling }): Promise<void> {
   const trunk = await toHost(rm.model.trunk);
   const [w, b] = await Promise.all([takeF32(rm.model.head.w.ref), takeF32(rm.model.head.b.ref)]);
   await saveHFDir(dir, { config: rm.cfg, params: trunk, tokenizerJson: rm.tokenizer?.json, tokenizerConfig: rm.tokenizer?.config });
@@ -125,5 +157,5 @@ export async function saveRewardModel(dir: string, rm: { cfg: ModelConfig; model
   const tensors = Object.fromEntries(readSafetensors(file)) as Record<string, HostTensor>;
   tensors['score.weight'] = { shape: [1, rm.cfg.hiddenSize], data: w };
   tensors['score.bias'] = { shape: [1], data: b };
-  writeSafetensors(file, Object.fromEntries(Object.entries(tensors).map(([k, t]) => [k, { shape: t.shape, data: t.data }])), { format: 'pt' });
+  writeSafetensors(file, Object.fromEntries(Object.entries(tensors).map(([k, t]) => [k, { shape: t.shape, data: t.data }])), { format: 'pt', [POOLING_KEY]: rm.pooling ?? 'last' });
 }

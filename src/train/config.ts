@@ -28,6 +28,7 @@ import { PPO_DEFAULTS } from './losses/ppo.js';
 import { GRPO_DEFAULTS } from './losses/grpo.js';
 import { RLOO_DEFAULTS } from './losses/rloo.js';
 import type { TrainOptions } from './loop.js';
+import type { Pooling } from '../model/heads.js';
 
 export const ALGORITHMS = ['sft', 'rm', 'dpo', 'ppo', 'grpo', 'rloo'] as const;
 export type Algorithm = (typeof ALGORITHMS)[number];
@@ -121,6 +122,7 @@ const RmSchema = z
   .object({
     center_rewards_coefficient: z.number().min(0).nullable().default(null).describe('TRL RewardConfig.center_rewards_coefficient (None); Eisenstein et al. 2023 recommend 0.01.'),
     use_margin_column: z.boolean().default(true).describe('When the rows have a `margin` column, subtract it inside the loss: −log σ(r_c − r_r − m) (Llama 2, Touvron et al. 2023, eq. 2; TRL does too); rows without one get 0. false ignores the column.'),
+    pooling: z.enum(['last', 'mean'] as const satisfies readonly Pooling[]).default('last').describe("Where the reward is read: 'last' = at the last real token (HF *ForSequenceClassification, TRL), 'mean' = the mean of the per-token scores over the completion tokens (a contextual bag of words: more accurate from few pairs when the reward is lexical). Saved with the model."),
   })
   .strict();
 

@@ -22,7 +22,7 @@ import { loadHFDir, saveHFDir } from '../formats/hf.js';
 import { Tokenizer, type TokenizerConfig } from '../formats/tokenizer.js';
 import { toHost } from '../model/weights.js';
 import type { Params } from '../model/decoder.js';
-import type { ScalarModel } from '../model/heads.js';
+import type { Pooling, ScalarModel } from '../model/heads.js';
 import { RewardModel, saveRewardModel } from '../rewards/model.js';
 import { DataError } from '../formats/errors.js';
 import {
@@ -113,7 +113,7 @@ export function sequenceClassifierName(cfg: ModelConfig): string {
  * config.json naming `<Arch>ForSequenceClassification` with `num_labels: 1`, as transformers writes
  * for a reward model.
  */
-export async function saveRewardModelDir(dir: string, rm: { cfg: ModelConfig; model: ScalarModel; tokenizer?: Tokenizer }): Promise<void> {
+export async function saveRewardModelDir(dir: string, rm: { cfg: ModelConfig; model: ScalarModel; tokenizer?: Tokenizer; pooling?: Pooling }): Promise<void> {
   await saveRewardModel(dir, rm);
   const file = join(dir, 'config.json');
   const j = JSON.parse(readFileSync(file, 'utf-8')) as Record<string, unknown>;

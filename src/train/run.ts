@@ -272,12 +272,13 @@ async function runRm(c: TrainConfig<'rm'>, m: TrainModel, enc: Encoder, o: RunOp
     cfg: m.cfg, model, train, eval: evalRows,
     centerRewardsCoefficient: c.rm.center_rewards_coefficient ?? undefined,
     useMargins,
+    pooling: c.rm.pooling,
   });
   let finalDir: string | null = null;
   try {
     if (completed(summary) && o.saveFinal !== false) {
       finalDir = finalDirOf(c);
-      await saveRewardModelDir(finalDir, { cfg: m.cfg, model: out, tokenizer: m.tokenizer });
+      await saveRewardModelDir(finalDir, { cfg: m.cfg, model: out, tokenizer: m.tokenizer, pooling: c.rm.pooling });
     }
   } finally {
     free(out);

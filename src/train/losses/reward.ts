@@ -7,7 +7,11 @@
 // the second term is TRL's `center_rewards_coefficient` (Eisenstein et al. 2023): it pins the mean reward near 0,
 // which the pairwise loss alone leaves free. Accuracy = fraction of pairs with r_c > r_r (ties count as wrong).
 //
-// The reward is read at the last non-pad token (`lastTokenValues`), as HF's *ForSequenceClassification heads do.
+// Where r is read (model/heads.ts `poolValues`, the trainer's and RewardModel's `pooling`):
+//   'last' (default):  r(x,y) = v_L, the head's scalar at the last non-pad token L (`lastTokenValues`), as HF's
+//                      *ForSequenceClassification heads do;
+//   'mean':            r(x,y) = (1/|y|) Σ_{t ∈ y} v_t, the mean over the completion's tokens (`maskedMeanValues`),
+//                      prompt and padding excluded: a contextual bag of words.
 // Ownership: consumes its array arguments (pass `x.ref` to keep yours); jit-safe.
 
 import { np, lax, type Arr } from '../../engine/index.js';
@@ -43,5 +47,5 @@ export function rewardLoss(rChosen: Arr, rRejected: Arr, opts: RewardLossOptions
   return { loss, metrics };
 }
 
-// Reading the reward at the last real token is the reward head's job (model/heads.ts); re-exported for the loss's users.
-export { lastTokenValues } from '../../model/heads.js';
+// Reading the reward (last real token, or completion mean) is the reward head's job (model/heads.ts); re-exported for the loss's users.
+export { lastTokenValues, maskedMeanValues, poolValues } from '../../model/heads.js';

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { jit, grad, valueAndGrad, type Arr } from '../../../src/engine/index.js';
-import { rewardLoss, lastTokenValues } from '../../../src/train/losses/reward.js';
+import { rewardLoss, lastTokenValues, maskedMeanValues, poolValues } from '../../../src/train/losses/reward.js';
 import { ready, read, scalar, close, f32, round32, logSigmoid64, mean64 } from './helpers.js';
 
 await ready;
@@ -49,4 +49,37 @@ test('lastTokenValues reads the last real token for right and left padding', asy
   const want = new Array(20).fill(0);
   want[2] = want[9] = want[14] = 1;
   assert.deepEqual(g, want);
+});
+
+test("pooling 'mean' averages the completion positions only (prompt and padding excluded), right- and left-padded", async () => {
+  const T = 6;
+  const values = round32([...[0.1, 0.2, 0.3, 0.4, 0.5, 0.6], ...[1.1, 1.2, 1.3, 1.4, 1.5, 1.6], ...[2.1, 2.2, 2.3, 2.4, 2.5, 2.6], ...[3.1, 3.2, 3.3, 3.4, 3.5, 3.6]]);
+  // Row layouts (p = prompt, c = completion, _ = padding); the completion mask marks the c's.
+  const valid = [
+    1, 1, 1, 1, 0, 0, // right-padded: p p c c _ _
+    0, 0, 1, 1, 1, 1, // left-padded:  _ _ p c c c
+    1, 1, 1, 1, 1, 1, // full:         p c c c c c
+    1, 1, 0, 0, 0, 0, // prompt only:  p p _ _ _ _ (no completion → 0)
+  ];
+  const completion = [
+    0, 0, 1, 1, 0, 0,
+    0, 0, 0, 1, 1, 1,
+    0, 1, 1, 1, 1, 1,
+    0, 0, 0, 0, 0, 0,
+  ];
+  const hand = [4, 5, 6, 0].map((_, b) => {
+    const idx = completion.map((m, j) => (m && Math.floor(j / T) === b ? j : -1)).filter((j) => j >= 0);
+    return idx.length ? mean64(idx.map((j) => values[j]!)) : 0;
+  });
+  close(hand, [(0.3 + 0.4) / 2, (1.4 + 1.5 + 1.6) / 3, (2.2 + 2.3 + 2.4 + 2.5 + 2.6) / 5, 0], 1e-6, 'hand-computed');
+  close(await read(maskedMeanValues(f32(values, [4, T]), f32(completion, [4, T]))), hand, 1e-6, 'maskedMeanValues');
+  const v = f32(valid, [4, T]), c = f32(completion, [4, T]);
+  close(await read(poolValues(f32(values, [4, T]), 'mean', { valid: v, completion: c })), hand, 1e-6, "poolValues 'mean'");
+  close(await read(poolValues(f32(values, [4, T]), 'last', { valid: v, completion: c })), round32([0.4, 1.6, 2.6, 3.2]), 0, "poolValues 'last'");
+  v.dispose();
+  c.dispose();
+  // d mean / d v_t = 1/|completion| at the completion's positions, 0 elsewhere.
+  const g = await read(jit(grad((x: Arr, m: Arr) => maskedMeanValues(x, m).sum()))(f32(values, [4, T]), f32(completion, [4, T])));
+  const counts = [2, 3, 5, 1];
+  close(g, completion.map((m, j) => m / counts[Math.floor(j / T)]!), 1e-7, 'gradient');
 });

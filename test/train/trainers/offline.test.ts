@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { initEngine, keep, free, np, Rng } from '../../../src/engine/index.js';
 import { initHead } from '../../../src/model/heads.js';
-import { trainDpo, trainRewardModel, trainSft } from '../../../src/train/trainers/offline.js';
+import { pairCompletionMask, trainDpo, trainRewardModel, trainSft } from '../../../src/train/trainers/offline.js';
 import type { PairExample } from '../../../src/data/batching.js';
 import { tinyModel } from '../../helpers/model.js';
 
@@ -38,6 +38,26 @@ test('reward model reaches > 0.9 held-out accuracy on a learnable preference', a
   const { params: out, summary } = await trainRewardModel({ ...loop, cfg, model: m, train: toyPairs(128, 1), eval: toyPairs(64, 2), steps: 40, runDir: dir(), optimizer: { lr: 3e-3 } });
   free(out);
   assert.ok(summary.finalMetrics.eval_accuracy! > 0.9, `eval accuracy ${summary.finalMetrics.eval_accuracy}`);
+});
+
+test("reward model with pooling 'mean' reaches > 0.9 held-out accuracy on a learnable preference", async () => {
+  const { cfg, params } = tinyModel('llama', 2, { vocabSize: V });
+  const head = initHead(cfg, 3);
+  const m = { trunk: params, head: { w: np.array(head.w.data, { shape: head.w.shape }), b: np.array(head.b.data, { shape: head.b.shape }) } };
+  const { params: out, summary } = await trainRewardModel({ ...loop, cfg, model: m, train: toyPairs(128, 1), eval: toyPairs(64, 2), steps: 40, runDir: dir(), optimizer: { lr: 3e-3 }, pooling: 'mean' });
+  free(out);
+  assert.ok(summary.finalMetrics.eval_accuracy! > 0.9, `eval accuracy ${summary.finalMetrics.eval_accuracy}`);
+});
+
+test('pairCompletionMask marks the completion tokens of chosen rows then rejected rows, cut at T; padding rows are 0', () => {
+  const T = 5;
+  const mask = pairCompletionMask([{ prompt: [1, 2], chosen: [3, 4], rejected: [5, 6, 7, 8] }], T, 2);
+  assert.deepEqual(Array.from(mask), [
+    0, 0, 1, 1, 0, // pair 0, chosen: prompt 2 + completion 2
+    0, 0, 0, 0, 0, // padding row
+    0, 0, 1, 1, 1, // pair 0, rejected: completion 4 cut at T = 5
+    0, 0, 0, 0, 0, // padding row
+  ]);
 });
 
 for (const lossType of ['sigmoid', 'ipo', 'simpo'] as const) {
