@@ -131,7 +131,7 @@ export class StudyRunner {
   /** Preference pairs by draw. */
   private pairs = new Map<number, StudyPairs>();
   /** prompt + completion of every base sample drawn for a draw's pairs (its reward model's normalisation set). */
-  private prefSamples = new Map<number, number[][]>();
+  private prefSamples = new Map<number, { seqs: number[][]; promptLengths: number[] }>();
   /** Each draw's reward-model result, pooled into the study's `rewardModel`. */
   private rmResults = new Map<number, RmMeta['result']>();
   private prerequisites: Prerequisite[] = [];
@@ -460,8 +460,10 @@ export class StudyRunner {
           throw new Error(`${file}:${i + 1}: field prompt_index/prompt_ids/chosen_ids/rejected_ids missing; delete the file to resample`);
         return { promptIndex: r.prompt_index, prompt: r.prompt_ids, chosen: r.chosen_ids, rejected: r.rejected_ids, chosenReward: r.chosen_reward, rejectedReward: r.rejected_reward };
       });
-      const cached = JSON.parse(readFileSync(costFile, 'utf-8')) as { cost: Cost; baseSamples: number[][] };
-      this.prefSamples.set(draw, cached.baseSamples);
+      const cached = JSON.parse(readFileSync(costFile, 'utf-8')) as { cost: Cost; baseSamples: number[][]; basePromptLengths?: number[] };
+      if (cached.basePromptLengths?.length !== cached.baseSamples.length)
+        throw new Error(`${costFile}: field basePromptLengths missing (written by an older alignlab); delete it and ${file} to resample`);
+      this.prefSamples.set(draw, { seqs: cached.baseSamples, promptLengths: cached.basePromptLengths });
       this.prerequisites.push({ name: what, cost: cached.cost, usedBy: ['dpo', 'simpo', 'ppo'] });
     } else {
       const t = now();
@@ -481,9 +483,10 @@ export class StudyRunner {
       writeAtomic(file, lines.join('\n') + '\n');
       // The base's own samples (prompt + completion) set the reward model's normalisation.
       const baseSamples = groups.flatMap((g) => g.samples.map((s) => [...g.prompt, ...s.ids]));
-      this.prefSamples.set(draw, baseSamples);
+      const basePromptLengths = groups.flatMap((g) => g.samples.map(() => g.prompt.length));
+      this.prefSamples.set(draw, { seqs: baseSamples, promptLengths: basePromptLengths });
       const cost: Cost = { ...zeroCost(), wallSeconds: now() - t, generationSeconds: now() - t, tokensProcessed: scored.reduce((a, s) => a + s.tokens.length, 0), peakRssBytes: rss() };
-      writeAtomic(costFile, JSON.stringify({ cost, baseSamples }));
+      writeAtomic(costFile, JSON.stringify({ cost, baseSamples, basePromptLengths }));
       this.prerequisites.push({ name: what, cost, usedBy: ['dpo', 'simpo', 'ppo'] });
       this.claims.release(task);
       this.log(`preferences: ${rows.length} pairs (every pair of samples whose gold rewards differ by ≥ ${this.cfg.prefs.minGap}) from ${prompts.length} prompts × ${k} samples (${cost.wallSeconds.toFixed(1)} s) → ${file}`);
@@ -516,7 +519,7 @@ export class StudyRunner {
     const pairs = await this.preferencePairs(draw);
     const task = `reward-model-${draw}`;
     if (!(await this.mustProduce(task, () => existsSync(metaFile)))) {
-      const rm = await RewardModel.load(dir, { batchSize: 32 });
+      const rm = await RewardModel.load(dir, { batchSize: 32 }); // its pooling is in its metadata
       this.rms.set(draw, rm);
       const meta = JSON.parse(readFileSync(metaFile, 'utf-8')) as RmMeta;
       this.recordRewardModel(draw, meta.result);
@@ -534,12 +537,12 @@ export class StudyRunner {
     const tokenizer = Tokenizer.fromJSON(this.data.tokenizerJson, this.data.tokenizerConfig);
     // The best validation checkpoint, copied to the host (a holder object: TypeScript does not track closure writes).
     const sel: { best: { accuracy: number; step: number; host: { trunk: HostParams; head: HeadParams<HostTensor> } } | null } = { best: null };
-    const steps = this.cfg.rm.steps;
+    const steps = this.cfg.rm.steps, pooling = this.cfg.rm.pooling;
     const { params, summary } = await trainRewardModel({
-      cfg: this.modelCfg, model, train: pairs.train, batchSize: this.cfg.rm.batchSize, T: this.cfg.task.T, padId: PAD,
+      cfg: this.modelCfg, model, train: pairs.train, batchSize: this.cfg.rm.batchSize, T: this.cfg.task.T, padId: PAD, pooling,
       steps, runDir, seed: draw, optimizer: { lr: this.cfg.rm.lr }, evalEvery: Math.max(1, Math.ceil(steps / this.cfg.rm.evals)), kind: 'rm', progress: 'auto', store: false,
       extraEval: async (m, step) => {
-        const rm = new RewardModel(this.modelCfg, keep(m), undefined, { batchSize: 32 });
+        const rm = new RewardModel(this.modelCfg, keep(m), undefined, { batchSize: 32, pooling });
         const accuracy = (await pairAccuracy(rm, pairs.valid)).accuracy;
         rm.dispose();
         if (!sel.best || accuracy > sel.best.accuracy) sel.best = { accuracy, step, host: { trunk: await toHost(m.trunk), head: { w: await hostOf(m.head.w), b: await hostOf(m.head.b) } } };
@@ -549,15 +552,15 @@ export class StudyRunner {
     free(params);
     const chosen = sel.best;
     if (!chosen) throw new Error('reward model: no validation evaluation ran (rm.evals must be ≥ 1)');
-    const raw = RewardModel.fromHost(this.modelCfg, chosen.host.trunk, chosen.host.head, tokenizer, { batchSize: 32 });
+    const raw = RewardModel.fromHost(this.modelCfg, chosen.host.trunk, chosen.host.head, tokenizer, { batchSize: 32, pooling });
     const baseSamples = this.prefSamples.get(draw)!;
-    const scale = normalisation(await raw.score(baseSamples));
+    const scale = normalisation(await raw.score(baseSamples.seqs, baseSamples.promptLengths));
     raw.dispose();
     const normHead = { w: { shape: chosen.host.head.w.shape, data: chosen.host.head.w.data.map((x: number) => x / scale.std) }, b: { shape: [1], data: Float32Array.of((chosen.host.head.b.data[0]! - scale.mean) / scale.std) } };
-    const rm = RewardModel.fromHost(this.modelCfg, chosen.host.trunk, normHead, tokenizer, { batchSize: 32 });
+    const rm = RewardModel.fromHost(this.modelCfg, chosen.host.trunk, normHead, tokenizer, { batchSize: 32, pooling });
     this.rms.set(draw, rm);
     const test = await pairAccuracy(rm, pairs.heldOut);
-    await saveRewardModel(dir, { cfg: this.modelCfg, model: rm.model, tokenizer });
+    await saveRewardModel(dir, { cfg: this.modelCfg, model: rm.model, tokenizer, pooling });
     const cost: Cost = { ...zeroCost(), wallSeconds: now() - t, tokensProcessed: summary.totalTokens, backwardSeconds: summary.stepSeconds * summary.step, peakRssBytes: rss() };
     const result = {
       heldOutAccuracy: test.accuracy, n: test.n, prompts: new Set(pairs.heldOutPrompts).size, validAccuracy: chosen.accuracy, step: chosen.step, steps,
@@ -568,7 +571,7 @@ export class StudyRunner {
     this.recordRewardModel(draw, result);
     this.prerequisites.push({ name: what, cost, usedBy: ['ppo', 'best-of-n'] });
     this.log(`reward model: held-out accuracy ${test.accuracy.toFixed(3)} on ${test.n} pairs of ${result.prompts} prompts (validation ${chosen.accuracy.toFixed(3)} at step ${chosen.step}/${steps}; ` +
-      `scores normalised by mean ${scale.mean.toFixed(3)}, std ${scale.std.toFixed(3)} on ${baseSamples.length} base samples; ${cost.wallSeconds.toFixed(1)} s) → ${dir}`);
+      `scores normalised by mean ${scale.mean.toFixed(3)}, std ${scale.std.toFixed(3)} on ${baseSamples.seqs.length} base samples; ${cost.wallSeconds.toFixed(1)} s) → ${dir}`);
     return rm;
   }
 
@@ -761,7 +764,8 @@ export class StudyRunner {
     const t = now();
     const scored = await this.evaluator.sample(this.base.params, nMax, 5000 + seed * 7919);
     const genSeconds = now() - t;
-    const scores = await rm.score(scored.map((s, i) => [...this.evaluator.prompts[Math.floor(i / nMax)]!.ids, ...s.tokens]));
+    const promptOf = (i: number) => this.evaluator.prompts[Math.floor(i / nMax)]!.ids;
+    const scores = await rm.score(scored.map((s, i) => [...promptOf(i), ...s.tokens]), scored.map((_, i) => promptOf(i).length));
     for (const n of ns) {
       const picked = this.evaluator.prompts.map((_, i) => {
         let best = i * nMax;
@@ -912,7 +916,7 @@ function mixUnit(i: number): number {
 
 /** Share of pairs whose chosen completion the reward model scores strictly higher. */
 export async function pairAccuracy(rm: RewardModel, pairs: PairExample[]): Promise<{ accuracy: number; n: number }> {
-  const scores = await rm.score(pairs.flatMap((p) => [[...p.prompt, ...p.chosen], [...p.prompt, ...p.rejected]]));
+  const scores = await rm.score(pairs.flatMap((p) => [[...p.prompt, ...p.chosen], [...p.prompt, ...p.rejected]]), pairs.flatMap((p) => [p.prompt.length, p.prompt.length]));
   let right = 0;
   for (let i = 0; i < pairs.length; i++) if (scores[2 * i]! > scores[2 * i + 1]!) right++;
   return { accuracy: right / pairs.length, n: pairs.length };
