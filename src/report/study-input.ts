@@ -97,6 +97,8 @@ export interface ReportAnalysis {
   prompts: number;
   crossFit: boolean;
   rewardModel: Interval | null;
+  /** PPO − PPO-GT at a shared KL: what the learned reward model costs PPO. */
+  rewardModelCost: ReportComparison | null;
   baseModel: { heldOutLoss: number; ngramLoss: number } | null;
   bootstrap: { iters: number; level: number; seed: number };
 }

@@ -233,6 +233,12 @@ export function samplesTable(input: StudyReportInput, perMethod = 3): Table {
   };
 }
 
+/** "PPO − PPO-GT at KL k: d [lo, hi] (PPO 0.3, PPO-GT 0.4)": the learned reward model against the gold one. */
+function rmCost(c: StudyReportInput['analysis']['rewardModelCost'] & object): string {
+  const sg = (x: number) => (Number.isFinite(x) ? (x >= 0 ? '+' : '−') + Math.abs(x).toFixed(3) : 'n/a');
+  return `PPO − PPO-GT at KL ${c.kl.toFixed(2)}: ${sg(c.diff.value)} [${sg(c.diff.lo)}, ${sg(c.diff.hi)}] (PPO ${f3(c.aReward.value)}, PPO-GT ${f3(c.bReward.value)}; each seed's best checkpoint within that KL)`;
+}
+
 export function provenanceTable(input: StudyReportInput, extra: Record<string, string> = {}): Table {
   const an = input.analysis, p = input.provenance;
   const rm = an.rewardModel, lm = an.baseModel;
@@ -246,6 +252,7 @@ export function provenanceTable(input: StudyReportInput, extra: Record<string, s
     ['Runs', `${input.runs} (${an.methods.map((m) => `${label(input, m)} ${an.byMethod[m]!.runs}`).join(', ')})`],
     ['Settings', an.methods.map((m) => `${label(input, m)}: ${an.byMethod[m]!.settings.join(' | ')}`).join('; ')],
     ...(rm ? [['Reward model held-out accuracy', `${f3(rm.value)} ${ci(rm)} on ${rm.n} pairs (Wilson 95% interval)${rm.value < 0.7 ? '; below 0.7: PPO(RM) is limited by its reward model' : ''}`]] : []),
+    ...(an.rewardModelCost ? [['Reward model\'s cost to PPO', rmCost(an.rewardModelCost)]] : []),
     ...(lm ? [['Base policy as a language model (held-out, nats per word)', `${f3(lm.heldOutLoss)}; interpolated n-gram on the same split and vocabulary ${f3(lm.ngramLoss)}`]] : []),
     ['Base policy (held-out)', `reward ${f3(an.base.reward)} ± ${f3(an.base.rewardStd)} over ${an.base.n} continuations`],
     ['Bootstrap', `${an.bootstrap.iters} resamples, ${(100 * an.bootstrap.level).toFixed(0)}% intervals (variance components, Welch–Satterthwaite t), seed ${an.bootstrap.seed}; resamples seeds${an.prompts > 0 ? ` and the ${an.prompts} held-out prompts (paired across methods, KLs included)` : ' only (no per-prompt rewards recorded)'}`],

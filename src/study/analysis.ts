@@ -10,7 +10,7 @@
 import { holmAdjust, wilsonInterval, type BootstrapOptions, type Interval } from '../stats/index.js';
 import { costSummary, complexitySummary, type ComplexitySummary, type CostSummary } from './cost.js';
 import { klGrid, methodFrontier, methodReach, seedCandidates, type FrontierPoint } from './frontier.js';
-import { compareAtKls, rewardAtMatchedKl, type Comparison, type MatchedPoint } from './matched.js';
+import { compareAtKl, compareAtKls, rewardAtMatchedKl, type Comparison, type MatchedPoint } from './matched.js';
 import { degeneration, learningCurves, stabilitySummary, type CollapseThresholds, type CurvePoint, type StabilitySummary } from './stability.js';
 import type { Checkpoint, Method, StudyResults } from './types.js';
 import { METHOD_LABELS, settingLabel } from './types.js';
@@ -83,6 +83,8 @@ export interface StudyAnalysis {
   prompts: number;
   crossFit: boolean;
   rewardModel: Interval | null;
+  /** PPO (learned reward) − PPO-GT (gold reward) at the smaller of their reaches: what the reward model costs PPO. */
+  rewardModelCost: Comparison | null;
   baseModel: { heldOutLoss: number; ngramLoss: number } | null;
   bootstrap: Required<BootstrapOptions>;
 }
@@ -155,6 +157,7 @@ export function analyzeStudy(study: StudyResults, opts: AnalysisOptions = {}): S
   }
   const cmps = grid.length ? valid.map(([a, b]) => compareAtKls(runs, a, b, grid, bopts)) : [];
   const rm = study.rewardModel;
+  const gtKl = byMethod.ppo && byMethod['ppo-gt'] ? Math.min(byMethod.ppo.reach, byMethod['ppo-gt'].reach) : 0;
   return {
     methods,
     byMethod,
@@ -167,6 +170,7 @@ export function analyzeStudy(study: StudyResults, opts: AnalysisOptions = {}): S
     prompts,
     crossFit,
     rewardModel: rm && rm.n > 0 ? wilsonInterval(Math.round(rm.heldOutAccuracy * rm.n), rm.n) : null,
+    rewardModelCost: gtKl > 0 ? compareAtKl(runs, 'ppo', 'ppo-gt', gtKl, bopts) : null,
     baseModel: study.baseModel ?? null,
     bootstrap,
   };
@@ -177,6 +181,8 @@ export interface VerdictJson {
   headline: { kl: number | null; dpo: number | null; ppo: number | null; diff: number | null; ci: [number | null, number | null]; significant: boolean; rule: string } | null;
   base: { heldoutLoss: number | null; ngramLoss: number | null };
   rewardModel: { accuracy: number | null; ci: [number | null, number | null]; n: number } | null;
+  /** PPO − PPO-GT at the smaller of their reaches (the reward model's cost to PPO), when the study ran PPO-GT. */
+  rewardModelCost: { kl: number | null; ppo: number | null; ppoGt: number | null; diff: number | null; ci: [number | null, number | null] } | null;
 }
 
 const j = (x: number | undefined) => (x !== undefined && Number.isFinite(x) ? x : null);
@@ -191,5 +197,8 @@ export function verdictJson(an: StudyAnalysis): VerdictJson {
     headline: headline as VerdictJson['headline'],
     base: { heldoutLoss: j(an.baseModel?.heldOutLoss), ngramLoss: j(an.baseModel?.ngramLoss) },
     rewardModel: an.rewardModel ? { accuracy: j(an.rewardModel.value), ci: [j(an.rewardModel.lo), j(an.rewardModel.hi)], n: an.rewardModel.n } : null,
+    rewardModelCost: an.rewardModelCost
+      ? { kl: j(an.rewardModelCost.kl), ppo: j(an.rewardModelCost.aReward.value), ppoGt: j(an.rewardModelCost.bReward.value), diff: j(an.rewardModelCost.diff.value), ci: [j(an.rewardModelCost.diff.lo), j(an.rewardModelCost.diff.hi)] }
+      : null,
   };
 }

@@ -8,7 +8,7 @@ import { compareAtKl, rewardAtMatchedKl } from '../../src/study/matched.js';
 import { degeneration, detectCollapse, learningCurves, stabilitySummary } from '../../src/study/stability.js';
 import type { Checkpoint, Run } from '../../src/study/types.js';
 import { addCheckpoint, finishRun, newRun } from '../../src/study/types.js';
-import { BASE, DPO_CX, dpoVsPpo, syntheticStudy } from './synthetic.js';
+import { BASE, DPO_CX, PPO_CX, dpoVsPpo, syntheticStudy } from './synthetic.js';
 
 const close = (a: number, b: number, tol = 1e-9, msg = '') => assert.ok(Math.abs(a - b) <= tol, `${msg} ${a} vs ${b} (tol ${tol})`);
 
@@ -296,4 +296,17 @@ test('improvement over the base: budgets where every seed kept the base leave th
   const ps = im.gains.slice(5).map((g) => g.p);
   close(Math.min(...im.pHolm.slice(5)), Math.min(1, 3 * Math.min(...ps)), 1e-12);
   assert.equal(im.tested, true);
+});
+
+test('the reward model\'s cost: PPO − PPO-GT at the smaller of their reaches, in the analysis and in analysis.json', () => {
+  const ppo = (method: 'ppo' | 'ppo-gt', gain: number, klPerStep: number) =>
+    ({ method, settings: [{ setting: { klCoef: 0.05 }, klPerStep }], gain, seedNoise: 0, wallSeconds: 60, generationShare: 0.5, complexity: PPO_CX });
+  const an = analyzeStudy(syntheticStudy([ppo('ppo', 0.3, 0.5), ppo('ppo-gt', 0.5, 0.8)]));
+  const c = an.rewardModelCost!;
+  assert.equal(c.kl, 5); // PPO reaches 0.5 × 10, PPO-GT 8: the smaller
+  const truth = (g: number, kl: number) => BASE.reward + g * (1 - Math.exp(-kl / 2));
+  // PPO's best within KL 5 is its last checkpoint (KL 5); PPO-GT's is at 4.8 (0.8 a step).
+  close(c.diff.value, truth(0.3, 5) - truth(0.5, 4.8), 1e-9);
+  assert.deepEqual(verdictJson(an).rewardModelCost, { kl: 5, ppo: c.aReward.value, ppoGt: c.bReward.value, diff: c.diff.value, ci: [c.diff.lo, c.diff.hi] });
+  assert.equal(analyzeStudy(dpoVsPpo({ dpoGain: 0.5, ppoGain: 0.3 })).rewardModelCost, null, 'no PPO-GT runs: no cost');
 });
