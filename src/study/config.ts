@@ -62,12 +62,13 @@ export const StudySchema = z
         heldOutFraction: num(0.15),
         validFraction: num(0.1),
         /** Each seed samples its own pairs from the base and trains its own reward model, so the seed-level
-         *  intervals include preference-data and reward-model variability (false: one draw for all seeds). */
-        perSeed: z.boolean().default(true),
+         *  intervals include preference-data and reward-model variability (false, the default: one draw for all
+         *  seeds, the shipped one; true with source 'sample' re-draws per seed at prefs.* / rm.* sizes). */
+        perSeed: z.boolean().default(false),
         /** 'sample': draw pairs from the base and train the reward model here. 'shipped': use the package's
          *  (assets/prefs, made by `alignlab study prefs` from the shipped base, outside the study's time) for the
          *  first seed's draw; DPO and the reward model then see the same, larger pair set. */
-        source: z.enum(['sample', 'shipped']).default('sample'),
+        source: z.enum(['sample', 'shipped']).default('shipped'),
         /** Another `study prefs` output to use as the shipped one. */
         shippedDir: z.string().optional(),
       })
@@ -81,7 +82,7 @@ export const StudySchema = z
     eval: z
       .object({
         /** Held-out prompts scored at every checkpoint. */
-        prompts: int(64),
+        prompts: int(128),
         /** Checkpoints per run, evenly spaced (plus step 0, which is the base policy). */
         checkpoints: int(4),
       })
@@ -89,27 +90,32 @@ export const StudySchema = z
       .prefault({}),
     /** DPO and PPO get the same number of settings (and checkpoints): the frontier takes the best of noisy checkpoints,
      *  so a method with more draws would win by selection. */
-    dpo: z.object({ betas: z.array(z.number().positive()).default([0.05, 0.2, 1]), steps: int(40), batchSize: int(32), lr: num(1e-3) }).strict().prefault({}),
+    dpo: z.object({ betas: z.array(z.number().positive()).default([0.25, 0.5, 1]), steps: int(24), batchSize: int(32), lr: num(1e-3) }).strict().prefault({}),
     simpo: z
-      .object({ enabled: z.boolean().default(true), beta: num(2), gamma: num(1), steps: int(40), batchSize: int(32), lr: num(1e-3) })
+      .object({ enabled: z.boolean().default(true), beta: num(2), gamma: num(1), steps: int(24), batchSize: int(32), lr: num(1e-3) })
       .strict()
       .prefault({}),
     ppo: z
       .object({
-        /** On reward-model scores normalised to mean 0, std 1 on base samples (the gold reward's std is about 0.35). */
-        klCoefs: z.array(z.number().nonnegative()).default([0.02, 0.1, 0.5]),
-        iterations: int(16),
-        /** Completions per rollout (1,024 episodes over 16 iterations; it was 32). */
-        rolloutBatch: int(64),
+        /** On reward-model scores normalised to mean 0, std 1 on base samples (the gold reward's std is 0.32 there). */
+        klCoefs: z.array(z.number().nonnegative()).default([0.02, 0.05, 0.2]),
+        iterations: int(12),
+        /** Completions per rollout (384 episodes over 12 iterations). */
+        rolloutBatch: int(32),
         miniBatches: int(2),
-        epochs: int(4),
+        /** PPO(RM) sweep, 2 seeds, 8 rollouts of 32, β_KL 0.05 (bench/RESULTS.md, 2026-12-07): lr 1e-3 with 2 epochs
+         *  reached gold 0.388/0.329 at KL 4.2; 4 epochs 0.334/0.325 at KL 6.9; lr 3e-4: 0.163/0.215 at KL 0.3–1.0
+         *  (2 epochs), 0.216/0.202 at KL 1.0–1.7 (4 epochs). */
+        epochs: int(2),
         /** Measured 2026-12-06 (bench/RESULTS.md, "PPO-GT below the base"): at 3e-3 the first update's approx-KL to the
          *  rollout policy is 1.7 nats with 86% of tokens clipped; KL to the base jumps to 10 nats and the gold reward
          *  falls below the base (0.118 → 0.052) while completions shrink to 3 tokens. At 3e-4: approx-KL 0.07, gold
-         *  0.118 → 0.198 at KL 0.7. Linear decay to 0 over the run (TRL). */
-        lr: num(3e-4),
-        /** PPO with the gold reward (PPO-GT) at this KL coefficient. */
-        gtKlCoef: num(0.1),
+         *  0.118 → 0.198 at KL 0.7. On the 2026-12-07 base and reward model, 1e-3 is the sweep's best (above).
+         *  Linear decay to 0 over the run (TRL). */
+        lr: num(1e-3),
+        /** PPO with the gold reward (PPO-GT) at this KL coefficient: 0.016 on the raw gold reward (std 0.32 on base
+         *  samples) is 0.05 on a normalised one — with whitened advantages only the reward-to-KL ratio matters. */
+        gtKlCoef: num(0.016),
         gt: z.boolean().default(true),
         /** EMA reference (Xu et al. 2024): ref ← α·ref + (1−α)·policy per rollout; 1 = the frozen base (the KL the study reports is always to the base). */
         refEmaAlpha: z.number().min(0).max(1).default(1),
@@ -129,20 +135,20 @@ export const StudySchema = z
 export type StudyConfig = z.infer<typeof StudySchema>;
 
 /**
- * --quick: an answer in under 3 minutes on 2 cores from the shipped base (2.4 min measured, 2026-12-07): 1 seed, 128
- * held-out prompts, one setting each of DPO (β 0.5) and PPO (β_KL 0.05) with the same number of checkpoints, best-of-N.
- * Issue 8 asks for 2 seeds and 2 settings per method here; with the 6k-word base every run costs ~40 s on one core, so
- * that takes ~12 minutes (measured) — the default study carries the seeds and settings. PPO-GT and SimPO run there too.
+ * --quick: an answer in about 3 minutes on 2 cores. What frees the time: the shipped base and the shipped preference
+ * pairs and reward model (assets/base, assets/prefs: made once by `study pretrain` / `study prefs`), and one process
+ * per core. 2 seeds × 2 settings per method (DPO β 0.1/0.5, PPO β_KL 0.05/0.2), 2 checkpoints each, 128 held-out
+ * prompts, best-of-N 1/4. The seeds share the shipped pairs and reward model (the default study does too). Runs are
+ * short to fit: DPO 16 steps of 16 pairs, PPO 8 rollouts of 32 with 2 epochs (measured 3.9 min with 32 pairs and 4
+ * epochs, 2026-12-07).
  */
 export const QUICK: Record<string, unknown> = {
-  seeds: 1,
-  corpus: { trainPrompts: 256, heldOutPrompts: 128 },
-  prefs: { prompts: 128, perSeed: false },
-  rm: { steps: 30, evals: 3 },
+  seeds: 2,
+  prefs: { source: 'shipped', perSeed: false },
   eval: { prompts: 128, checkpoints: 2 },
-  dpo: { betas: [0.5], steps: 24 },
+  dpo: { betas: [0.1, 0.5], steps: 16, batchSize: 16 },
   simpo: { enabled: false },
-  ppo: { klCoefs: [0.05], iterations: 8, rolloutBatch: 32, gt: false },
+  ppo: { klCoefs: [0.05, 0.2], iterations: 8, rolloutBatch: 32, epochs: 2, gt: false },
   bestOfN: { ns: [1, 4] },
 };
 

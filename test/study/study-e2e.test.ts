@@ -89,6 +89,13 @@ test('alignlab study --quick: interrupted, resumed, and reported', { timeout: 20
   assert.deepEqual(written.headline, again.headline);
   assert.deepEqual(written.rewardModel, again.rewardModel);
   assert.deepEqual(written.base, again.base);
+  // Issue 8's bar for quick mode: 2 seeds and 2 settings per method; a base below the n-gram; a reward model ≥ 0.7.
+  for (const m of ['dpo', 'ppo']) {
+    const rs = study.runs.filter((r) => r.method === m);
+    assert.ok(new Set(rs.map((r) => r.seed)).size >= 2 && new Set(rs.map((r) => JSON.stringify(r.setting))).size >= 2, `${m}: ≥ 2 seeds and ≥ 2 settings`);
+  }
+  assert.ok(written.base.heldoutLoss! < written.base.ngramLoss!, `base ${written.base.heldoutLoss} vs n-gram ${written.base.ngramLoss}`);
+  assert.ok(written.rewardModel!.accuracy! >= 0.7 && written.rewardModel!.n >= 500, `reward model ${JSON.stringify(written.rewardModel)}`);
   const signed = (x: number) => (x >= 0 ? '+' : '−') + Math.abs(x).toFixed(3);
   assert.ok(md.includes(`the difference DPO − PPO is ${signed(h.diff!)} [${signed(h.ci[0]!)}, ${signed(h.ci[1]!)}]`), 'report.md states the headline difference and CI');
   // Trained policies are ordinary model directories, ready for `alignlab eval` / `serve` / `export`.

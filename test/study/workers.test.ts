@@ -50,7 +50,7 @@ test('a study shared by 2 processes gives the same runs, checkpoint by checkpoin
     corpus: { vocabSize: 500, trainPrompts: 64, heldOutPrompts: 16 },
     model: { layers: 1, hidden: 32, heads: 2, kvHeads: 1, intermediate: 64, context: 32 },
     pretrain: { steps: 20, batchSize: 8, warmup: 1 },
-    prefs: { prompts: 32, perSeed: true },
+    prefs: { prompts: 32, perSeed: true, source: 'sample' },
     rm: { steps: 4, evals: 1, batchSize: 8 },
     eval: { prompts: 8, checkpoints: 1 },
     dpo: { betas: [0.1], steps: 2, batchSize: 8 },
