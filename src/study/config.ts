@@ -137,16 +137,19 @@ export type StudyConfig = z.infer<typeof StudySchema>;
 /**
  * --quick: an answer in about 3 minutes on 2 cores. What frees the time: the shipped base and the shipped preference
  * pairs and reward model (assets/base, assets/prefs: made once by `study pretrain` / `study prefs`), and one process
- * per core. 2 seeds × 2 settings per method (DPO β 0.1/0.5, PPO β_KL 0.05/0.2), 2 checkpoints each, 128 held-out
+ * per core. 2 seeds × 2 settings per method (DPO β 0.5/1, PPO β_KL 0.05/0.2), the final checkpoint of each, 128 held-out
  * prompts, best-of-N 1/4. The seeds share the shipped pairs and reward model (the default study does too). Runs are
- * short to fit: DPO 12 steps of 16 pairs, PPO 8 rollouts of 32 with 2 epochs (2.9 min measured with DPO at 16 steps,
- * 3.9 min with 32 pairs and 4 PPO epochs, 2026-12-07; DPO β 0.1 still ends beyond PPO's reach).
+ * short to fit: DPO 10 steps of 32 pairs (320 pairs, beside PPO's 8 rollouts of 32 with 2 epochs). Measured
+ * 2026-12-07: with DPO at 12 steps of 16 pairs (β 0.1/0.5) quick took 2.4 min in a fresh clone but DPO, given a
+ * fraction of PPO's data, lost at KL 4.3 (−0.135 [−0.239, −0.030]) where the default study finds no difference;
+ * with 12 steps of 32 pairs and 2 checkpoints per run it took 3.0 min (−0.053 [−0.501, +0.396]). β 0.1 ended beyond
+ * PPO's reach, so β 0.5/1 span the KL range PPO covers.
  */
 export const QUICK: Record<string, unknown> = {
   seeds: 2,
   prefs: { source: 'shipped', perSeed: false },
-  eval: { prompts: 128, checkpoints: 2 },
-  dpo: { betas: [0.1, 0.5], steps: 12, batchSize: 16 },
+  eval: { prompts: 128, checkpoints: 1 },
+  dpo: { betas: [0.5, 1], steps: 10 },
   simpo: { enabled: false },
   ppo: { klCoefs: [0.05, 0.2], iterations: 8, rolloutBatch: 32, epochs: 2, gt: false },
   bestOfN: { ns: [1, 4] },
