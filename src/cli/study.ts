@@ -13,7 +13,8 @@ import { command, Option, parse, positiveInteger, UsageError } from './args.js';
 import { interrupts } from './signals.js';
 import { DASHBOARD_HINT } from './dashboard.js';
 
-/** One process per core, each single-threaded (jax-js's wasm kernels scale better across processes than threads). */
+/** One process per core, each single-threaded: a study's runs are independent, so processes keep every core busy
+ *  without splitting a small kernel between threads. */
 const DEFAULT_WORKERS = Math.max(1, Math.min(availableParallelism(), 8));
 
 export const cli = () =>

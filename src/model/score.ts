@@ -32,8 +32,9 @@ export class Scorer {
   private fn: ((p: Params, ids: Arr, pos: Arr, valid: Arr) => Arr) & { dispose(): void };
 
   constructor(readonly cfg: ModelConfig) {
-    // Log-probs only: every caller (reference log-probs, KL, perplexity, held-out loss) needs no entropy, and the
-    // entropy's passes over [B, T, V] cost about a third of the scoring time at the study's 6,040-token vocabulary.
+    // Log-probs only: no caller (reference log-probs, KL, perplexity, held-out loss) reads an entropy, and each pass
+    // over [B, T, V] counts at the study's 6,040-token vocabulary (with the takeAlongAxis pick: 64×24 rows scored in
+    // 0.55 s instead of 0.66 s, measured 2026-12-07 under load).
     this.fn = compile((p: Params, ids: Arr, pos: Arr, valid: Arr) => {
       const T = ids.shape[1]!;
       const logits = forward(p, cfg, ids, pos, valid).slice([], [0, T - 1]);

@@ -235,8 +235,7 @@ export function samplesTable(input: StudyReportInput, perMethod = 3): Table {
 
 /** "PPO − PPO-GT at KL k: d [lo, hi] (PPO 0.3, PPO-GT 0.4)": the learned reward model against the gold one. */
 function rmCost(c: StudyReportInput['analysis']['rewardModelCost'] & object): string {
-  const sg = (x: number) => (Number.isFinite(x) ? (x >= 0 ? '+' : '−') + Math.abs(x).toFixed(3) : 'n/a');
-  return `PPO − PPO-GT at KL ${c.kl.toFixed(2)}: ${sg(c.diff.value)} [${sg(c.diff.lo)}, ${sg(c.diff.hi)}] (PPO ${f3(c.aReward.value)}, PPO-GT ${f3(c.bReward.value)}; each seed's best checkpoint within that KL)`;
+  return `PPO − PPO-GT at KL ${c.kl.toFixed(2)}: ${signed(c.diff.value)} ${signedCi(c.diff)} (PPO ${f3(c.aReward.value)}, PPO-GT ${f3(c.bReward.value)}; each seed's best checkpoint within that KL)`;
 }
 
 export function provenanceTable(input: StudyReportInput, extra: Record<string, string> = {}): Table {

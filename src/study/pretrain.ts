@@ -157,7 +157,8 @@ export interface PretrainOptions {
   log?: (line: string) => void;
 }
 
-function git(args: string[]): string {
+/** `git <args>`'s output, or 'unknown' outside a repository (provenance records, never a failure). */
+export function git(args: string[]): string {
   try {
     return execFileSync('git', args, { encoding: 'utf-8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
   } catch {
@@ -257,14 +258,20 @@ async function initialWeights(dir: string, cfg: ModelConfig, vocab: readonly str
   const provenance = readProvenance(abs);
   if (!existsSync(join(abs, 'config.json')) || !provenance) throw new Error(`${abs}: --init needs a \`study pretrain\` output (config.json and PROVENANCE.json)`);
   const lm = await LM.load(abs);
-  const diff = (['vocabSize', 'hiddenSize', 'numLayers', 'numHeads', 'numKvHeads', 'intermediateSize', 'maxPositions'] as const).find((k) => lm.cfg[k] !== cfg[k]);
-  const saved = (lm.tokenizer.json.model as { vocab?: Record<string, number> }).vocab ?? {};
-  const vocabDiffers = Object.keys(saved).length !== vocab.length || vocab.some((w, i) => saved[w] !== i);
-  if (diff || vocabDiffers) {
+  const diff = lm.cfg.maxPositions !== cfg.maxPositions ? 'maxPositions' : baseMismatch(lm, cfg, vocab);
+  if (diff) {
     lm.dispose();
-    throw new Error(`${join(abs, 'config.json')}: field ${diff ?? 'vocabulary'}: --init must match this study's model and corpus config`);
+    throw new Error(`${join(abs, 'config.json')}: field ${diff}: --init must match this study's model and corpus config`);
   }
   return { dir: abs, params: lm.params, provenance };
+}
+
+/** The first architecture field (or 'vocabulary') in which a saved base differs from the study's model; undefined if none. */
+export function baseMismatch(lm: LM, cfg: ModelConfig, vocab: readonly string[]): string | undefined {
+  const diff = (['vocabSize', 'hiddenSize', 'numLayers', 'numHeads', 'numKvHeads', 'intermediateSize'] as const).find((k) => lm.cfg[k] !== cfg[k]);
+  if (diff) return diff;
+  const saved = (lm.tokenizer.json.model as { vocab?: Record<string, number> }).vocab ?? {};
+  return Object.keys(saved).length !== vocab.length || vocab.some((w, i) => saved[w] !== i) ? 'vocabulary' : undefined;
 }
 
 function countParams(p: Params): number {

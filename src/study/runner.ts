@@ -7,9 +7,9 @@
 // study continues from its finished runs.
 
 import { createHash } from 'node:crypto';
-import { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { execFileSync, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { cpus } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { stringify as stringifyYaml } from 'yaml';
@@ -32,7 +32,7 @@ import { methodFootprint, type FootprintConfig } from '../train/footprint.js';
 import { openStore } from '../store/db.js';
 import { recordStudyResults } from '../store/studies.js';
 import type { StudyConfig } from './config.js';
-import { everyKth, HELD_OUT_EVERY, ngramBaseline, readProvenance, sentenceLoss, SHIPPED_BASE_DIR, studyModelConfig } from './pretrain.js';
+import { baseMismatch, everyKth, git, HELD_OUT_EVERY, ngramBaseline, readProvenance, sentenceLoss, SHIPPED_BASE_DIR, studyModelConfig } from './pretrain.js';
 import { prepareStudyData, type StudyData } from './data.js';
 import { Evaluator, type Evaluated, type FluencyScorer } from './evaluate.js';
 import { KneserNey } from '../eval/metrics/ngram.js';
@@ -200,12 +200,11 @@ export class StudyRunner {
       if (needRm && !this.claims.heldByOther(`reward-model-${d}`)) await this.rewardModel(d);
     }
     if (this.o.prerequisitesOnly) {
-      const d = this.cfg.seed, rm = this.rmResults.get(d)!;
-      const rows = readFileSync(join(this.out, 'preferences.jsonl'), 'utf-8').trim().split('\n').length;
+      const d = this.cfg.seed, rm = this.rmResults.get(d)!, p = this.pairs.get(d)!;
       const prefs: PrefsProvenance = {
-        command: this.o.command ?? 'alignlab study prefs', gitCommit: gitHead(), date: new Date().toISOString(),
+        command: this.o.command ?? 'alignlab study prefs', gitCommit: git(['rev-parse', 'HEAD']), date: new Date().toISOString(),
         identity: prefsIdentity(this.cfg, this.baseDir, this.data.corpus.key),
-        prompts: Math.min(this.cfg.prefs.prompts, this.data.trainPrompts.length), samplesPerPrompt: this.cfg.prefs.samplesPerPrompt, pairs: rows,
+        prompts: Math.min(this.cfg.prefs.prompts, this.data.trainPrompts.length), samplesPerPrompt: this.cfg.prefs.samplesPerPrompt, pairs: p.train.length + p.valid.length + p.heldOut.length,
         rewardModel: rm, config: this.cfg,
       };
       this.dispose();
@@ -278,8 +277,7 @@ export class StudyRunner {
     const copy = (from: string, to: string) => {
       if (existsSync(to)) return;
       const tmp = `${to}.${process.pid}.tmp`;
-      if (statSyncSafe(from)?.isDirectory()) cpSync(from, tmp, { recursive: true });
-      else copyFileSync(from, tmp);
+      cpSync(from, tmp, { recursive: true }); // a file or a directory
       renameSync(tmp, to);
     };
     for (const f of ['preferences.jsonl', 'preferences-cost.json']) copy(join(dir, f), join(this.out, f));
@@ -401,13 +399,10 @@ export class StudyRunner {
     const prov = readProvenance(dir);
     if (!existsSync(join(dir, 'config.json')) || !prov) throw new Error(`${dir}: no shipped base (config.json and PROVENANCE.json); run \`alignlab study pretrain --out ${dir}\` or set base: scratch`);
     const lm = await LM.load(dir);
-    const want = this.modelCfg, got = lm.cfg;
-    const diff = (['vocabSize', 'hiddenSize', 'numLayers', 'numHeads', 'numKvHeads', 'intermediateSize'] as const).find((k) => want[k] !== got[k]);
-    const saved = (lm.tokenizer.json.model as { vocab?: Record<string, number> }).vocab ?? {};
-    const vocabDiffers = Object.keys(saved).length !== this.data.vocab.length || this.data.vocab.some((w, i) => saved[w] !== i);
-    if (diff || vocabDiffers) {
+    const diff = baseMismatch(lm, this.modelCfg, this.data.vocab);
+    if (diff) {
       lm.dispose();
-      throw new Error(`${join(dir, 'config.json')}: field ${diff ?? 'vocabulary'}: the shipped base does not match this study's model/corpus config; use base: scratch, or pretrain a matching base with \`alignlab study pretrain\``);
+      throw new Error(`${join(dir, 'config.json')}: field ${diff}: the shipped base does not match this study's model/corpus config; use base: scratch, or pretrain a matching base with \`alignlab study pretrain\``);
     }
     this.base = lm;
     this.baseDir = dir;
@@ -443,14 +438,19 @@ export class StudyRunner {
     return draw === this.cfg.seed ? '' : `-seed${draw}`;
   }
 
+  /** How a draw's prerequisites are named in the cost table: its seed when it is not the first, and where it came from. */
+  private drawLabel(draw: number): string {
+    const shipped = this.cfg.prefs.source === 'shipped' && draw === this.cfg.seed ? ' (shipped; `alignlab study prefs`)' : '';
+    return `${this.drawSuffix(draw) ? ` (seed ${draw})` : ''}${shipped}`;
+  }
+
   private async preferencePairs(seed = this.cfg.seed): Promise<StudyPairs> {
     const draw = this.draw(seed);
     const have = this.pairs.get(draw);
     if (have) return have;
     const file = join(this.out, `preferences${this.drawSuffix(draw)}.jsonl`);
     const costFile = join(this.out, `preferences${this.drawSuffix(draw)}-cost.json`);
-    const shipped = this.cfg.prefs.source === 'shipped' && draw === this.cfg.seed ? ' (shipped; `alignlab study prefs`)' : '';
-    const what = `sampling preference pairs${this.drawSuffix(draw) ? ` (seed ${draw})` : ''}${shipped}`;
+    const what = `sampling preference pairs${this.drawLabel(draw)}`;
     let rows: PairRow[];
     const task = `preferences-${draw}`;
     if (!(await this.mustProduce(task, () => existsSync(file) && existsSync(costFile)))) {
@@ -514,8 +514,7 @@ export class StudyRunner {
     if (have) return have;
     const dir = join(this.out, `reward-model${this.drawSuffix(draw)}`);
     const metaFile = join(dir, 'alignlab-rm.json');
-    const shipped = this.cfg.prefs.source === 'shipped' && draw === this.cfg.seed ? ' (shipped; `alignlab study prefs`)' : '';
-    const what = `training the reward model${this.drawSuffix(draw) ? ` (seed ${draw})` : ''}${shipped}`;
+    const what = `training the reward model${this.drawLabel(draw)}`;
     const pairs = await this.preferencePairs(draw);
     const task = `reward-model-${draw}`;
     if (!(await this.mustProduce(task, () => existsSync(metaFile)))) {
@@ -834,21 +833,7 @@ function readPrefsProvenance(dir: string): PrefsProvenance {
   }
 }
 
-function gitHead(): string {
-  try {
-    return execFileSync('git', ['rev-parse', 'HEAD'], { encoding: 'utf-8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-  } catch {
-    return 'unknown';
-  }
-}
 
-function statSyncSafe(p: string) {
-  try {
-    return statSync(p);
-  } catch {
-    return undefined;
-  }
-}
 
 interface PairRow extends PairExample {
   /** Index of the prompt in the sampled list: pairs of one prompt share completions, so splits go by prompt. */

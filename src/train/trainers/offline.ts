@@ -185,7 +185,6 @@ export function drawnIndices(n: number, batchSize: number, seed: number, batches
   return used;
 }
 
-
 export type PreferenceLoss = DpoLossType | 'simpo';
 
 /**
