@@ -71,7 +71,7 @@ export class ResponseCache {
   }
 
   put(key: string, provider: string, model: string, kind: string, request: unknown, response: unknown): void {
-    this.putTx([key, provider, model, kind, stableStringify(request), JSON.stringify(response), Date.now()]);
+    this.putTx.immediate([key, provider, model, kind, stableStringify(request), JSON.stringify(response), Date.now()]);
     this.stats.writes++;
   }
 

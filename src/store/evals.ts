@@ -119,7 +119,7 @@ export function recordEvalResult(db: DB, r: { id: string; name: string; dir?: st
     upsert.run(r.id, r.name, r.dir ?? null, r.started, r.finished, r.finished, JSON.stringify(r.models), JSON.stringify(r.summary));
     clear.run(r.id);
     for (const s of r.scores) put.run(r.id, s.model, s.scope, s.metric, fin(s.value), fin(s.lo), fin(s.hi), s.n ?? null);
-  })();
+  }).immediate();
 }
 
 /** An evaluation that stopped with an error (the responses it received are in the response cache). */

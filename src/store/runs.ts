@@ -63,7 +63,7 @@ export function logMetrics(db: DB, runId: string, step: number, values: Record<s
   const ins = db.prepare('INSERT OR REPLACE INTO metrics (run_id, step, name, value) VALUES (?, ?, ?, ?)');
   db.transaction(() => {
     for (const [name, v] of Object.entries(values)) ins.run(runId, step, name, Number.isFinite(v) ? v : null);
-  })();
+  }).immediate();
 }
 
 /** Forget metrics logged after `step` (a resumed run re-does those steps). */

@@ -143,7 +143,7 @@ export function recordStudyCheckpoint(db: DB, c: StudyCheckpointInput): void {
        ON CONFLICT(study, run, step) DO UPDATE SET kl = excluded.kl, reward = excluded.reward, metrics = excluded.metrics, seq = excluded.seq
        WHERE excluded.kl IS NOT kl OR excluded.reward IS NOT reward OR excluded.metrics IS NOT metrics`,
     ).run(c.study, c.run, c.step, fin(c.kl), fin(c.reward), JSON.stringify(metrics));
-  })();
+  }).immediate();
 }
 
 /** The parts of a study's results this store keeps (structurally the study's StudyResults). */
@@ -177,7 +177,7 @@ export function recordStudyResults(db: DB, id: string, s: StudyLike): void {
       }
       recordStudyRun(db, { study: id, run: r.id, method: r.method, setting: r.setting, seed: r.seed, status: r.status, reason: r.reason });
     }
-  })();
+  }).immediate();
 }
 
 // ---- reading -----------------------------------------------------------------------------------
