@@ -65,7 +65,15 @@ function applyRope(x: Arr, cos: Arr, sin: Arr): Arr {
  * KV head j serves query heads j·G … j·G+G-1, HF's repeat_kv), mask [B,1,Tq,Tk] bool (true = attend).
  */
 function attend(q: Arr, k: Arr, v: Arr, mask: Arr): Arr {
-  const H = q.shape[1]!, K = k.shape[1]!, D = q.shape[3]!;
+  const [B, H, Tq, D] = q.shape as [number, number, number, number], K = k.shape[1]!;
+  if (H !== K && Tq === 1) {
+    // Decoding one token: the G query heads of a KV head become the G rows of one product with that head's keys,
+    // so the cache is read once instead of being copied G times per layer and token (bench/RESULTS.md, 2026-12-07).
+    const G = H / K;
+    const scores = np.matmul(q.reshape([B, K, G, D]), k.transpose([0, 1, 3, 2])).mul(1 / Math.sqrt(D)); // [B, K, G, Tk]
+    const probs = nn.softmax(np.where(mask.ref, scores, MASKED), -1); // mask [B, 1, 1, Tk]
+    return np.matmul(probs, v).reshape([B, H, 1, D]);
+  }
   if (H !== K) {
     k = contiguous(np.repeat(k, H / K, 1));
     v = contiguous(np.repeat(v, H / K, 1));
