@@ -235,7 +235,12 @@ export function samplesTable(input: StudyReportInput, perMethod = 3): Table {
 
 /** "PPO − PPO-GT at KL k: d [lo, hi] (PPO 0.3, PPO-GT 0.4)": the learned reward model against the gold one. */
 function rmCost(c: StudyReportInput['analysis']['rewardModelCost'] & object): string {
-  return `PPO − PPO-GT at KL ${c.kl.toFixed(2)}: ${signed(c.diff.value)} ${signedCi(c.diff)} (PPO ${f3(c.aReward.value)}, PPO-GT ${f3(c.bReward.value)}; each seed's best checkpoint within that KL)`;
+  // What the sign means, only when the interval excludes 0: above 0 the learned reward taught PPO more than the gold
+  // reward did within this KL (a sparse gold reward can, bench/RESULTS.md), below 0 the reward model cost reward.
+  const reading = !c.diff.significant ? 'no significant difference'
+    : c.diff.value > 0 ? 'PPO gained more from the learned reward model than from the gold reward within this KL'
+    : 'the learned reward model cost PPO gold reward within this KL';
+  return `PPO − PPO-GT at KL ${c.kl.toFixed(2)}: ${signed(c.diff.value)} ${signedCi(c.diff)} (PPO ${f3(c.aReward.value)}, PPO-GT ${f3(c.bReward.value)}; each seed's best checkpoint within that KL): ${reading}`;
 }
 
 export function provenanceTable(input: StudyReportInput, extra: Record<string, string> = {}): Table {

@@ -242,3 +242,15 @@ test('analysis.json opens with the machine-readable verdict: headline, base LM l
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('the reward model\'s cost line reads its sign only when the interval excludes 0', async () => {
+  const base = { wallSeconds: 40, generationShare: 0.3, complexity: PPO_CX };
+  const study = (ppoGain: number, gtGain: number, seedNoise: number) => syntheticStudy([
+    { ...base, seedNoise, method: 'ppo', settings: [{ setting: { klCoef: 0.05 }, klPerStep: 0.5 }], gain: ppoGain },
+    { ...base, seedNoise, method: 'ppo-gt', settings: [{ setting: { klCoef: 0.05 }, klPerStep: 0.5 }], gain: gtGain },
+  ]);
+  const line = async (s: StudyResults) => (await buildReport(s, { now: FIXED_NOW })).markdown.split('\n').find((l) => l.startsWith("| Reward model's cost to PPO |"))!;
+  assert.match(await line(study(0.6, 0.2, 0.01)), /PPO − PPO-GT at KL [\d.]+: \+0\.\d+ \[\+[\d.]+, \+[\d.]+\] .*: PPO gained more from the learned reward model than from the gold reward within this KL \|$/);
+  assert.match(await line(study(0.2, 0.6, 0.01)), /: −0\.\d+ \[−[\d.]+, −[\d.]+\] .*: the learned reward model cost PPO gold reward within this KL \|$/);
+  assert.match(await line(study(0.4, 0.4, 0.3)), /: no significant difference \|$/);
+});
