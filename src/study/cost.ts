@@ -21,7 +21,8 @@ export interface CostSummary {
    */
   splitConsistent: boolean;
   peakRssBytes: number;
-  /** Seconds of prerequisites this method needs (reward model, preference sampling…), paid once per study. */
+  /** Seconds of prerequisites one model of this method needs: the shared base, plus one draw of preference pairs and
+   *  reward model (the mean over the seeds' draws when each seed has its own). */
   prerequisiteSeconds: number;
   prerequisites: string[];
   /** Cost of one model of this method from scratch: mean run wall time + prerequisites. */
@@ -32,7 +33,15 @@ export function costSummary(runs: readonly Run[], method: Method, prerequisites:
   const rs = runs.filter((r) => r.method === method && r.status !== 'running');
   const share = (f: (r: Run) => number) => mean(finite(rs.map((r) => (r.cost.wallSeconds > 0 ? f(r) / r.cost.wallSeconds : NaN))));
   const pre = prerequisites.filter((p) => p.usedBy.includes(method));
-  const prerequisiteSeconds = pre.reduce((s, p) => s + p.cost.wallSeconds, 0);
+  // One model needs what all seeds share (the base) and one draw of pairs and reward model: with a draw per seed,
+  // the mean over draws, not their sum.
+  const shared = pre.filter((p) => p.draw === undefined);
+  const draws = new Map<number, Prerequisite[]>();
+  for (const p of pre) if (p.draw !== undefined) draws.set(p.draw, [...(draws.get(p.draw) ?? []), p]);
+  const sum = (ps: readonly Prerequisite[]) => ps.reduce((s, p) => s + p.cost.wallSeconds, 0);
+  const prerequisiteSeconds = sum(shared) + (draws.size ? mean([...draws.values()].map(sum)) : 0);
+  const perDraw = [...draws.values()][0]?.map((p) => p.name.replace(/ \((seed \d+|shipped)[^)]*\)$/, '')) ?? [];
+  const names = [...shared.map((p) => p.name), ...(draws.size > 1 ? [`${perDraw.join(' and ')} (mean of ${draws.size} per-seed draws)`] : [...draws.values()].flat().map((p) => p.name))];
   const wall = bootstrapMean(rs.map((r) => r.cost.wallSeconds), opts.bootstrap);
   const parts = (r: Run) => r.cost.generationSeconds + r.cost.forwardSeconds + r.cost.backwardSeconds;
   return {
@@ -47,7 +56,7 @@ export function costSummary(runs: readonly Run[], method: Method, prerequisites:
     splitConsistent: rs.every((r) => parts(r) <= 1.01 * r.cost.wallSeconds),
     peakRssBytes: rs.length ? Math.max(...rs.map((r) => r.cost.peakRssBytes)) : NaN,
     prerequisiteSeconds,
-    prerequisites: pre.map((p) => p.name),
+    prerequisites: names,
     oneModelSeconds: wall.value + prerequisiteSeconds,
   };
 }

@@ -274,6 +274,8 @@ export class StudyRunner {
     const want = prefsIdentity(this.cfg, this.baseDir, this.data.corpus.key);
     const diff = (Object.keys(want) as (keyof PrefsIdentity)[]).find((k) => JSON.stringify(prov.identity[k]) !== JSON.stringify(want[k]));
     if (diff) throw new Error(`${join(dir, PREFS_PROVENANCE)}: field identity.${diff}: the shipped preference pairs were made for another ${diff} (${JSON.stringify(prov.identity[diff])}, this study: ${JSON.stringify(want[diff])}); set prefs.source: sample, or remake them with \`alignlab study prefs\``);
+    const other = this.cfg.prefs.perSeed && this.cfg.seeds > 1 ? recipeMismatch(prov.config, this.cfg) : undefined;
+    if (other) throw new Error(`${join(dir, PREFS_PROVENANCE)}: field config.${other.field}: the shipped draw used ${other.shipped}, this study ${other.mine}, so the other seeds' draws (prefs.perSeed) would follow another recipe; use the shipped sizes, prefs.perSeed: false, or prefs.source: sample`);
     const copy = (from: string, to: string) => {
       if (existsSync(to)) return;
       const tmp = `${to}.${process.pid}.tmp`;
@@ -464,7 +466,7 @@ export class StudyRunner {
       if (cached.basePromptLengths?.length !== cached.baseSamples.length)
         throw new Error(`${costFile}: field basePromptLengths missing (written by an older alignlab); delete it and ${file} to resample`);
       this.prefSamples.set(draw, { seqs: cached.baseSamples, promptLengths: cached.basePromptLengths });
-      this.prerequisites.push({ name: what, cost: cached.cost, usedBy: ['dpo', 'simpo', 'ppo'] });
+      this.prerequisites.push({ name: what, cost: cached.cost, usedBy: ['dpo', 'simpo', 'ppo'], draw });
     } else {
       const t = now();
       const k = this.cfg.prefs.samplesPerPrompt;
@@ -487,7 +489,7 @@ export class StudyRunner {
       this.prefSamples.set(draw, { seqs: baseSamples, promptLengths: basePromptLengths });
       const cost: Cost = { ...zeroCost(), wallSeconds: now() - t, generationSeconds: now() - t, tokensProcessed: scored.reduce((a, s) => a + s.tokens.length, 0), peakRssBytes: rss() };
       writeAtomic(costFile, JSON.stringify({ cost, baseSamples, basePromptLengths }));
-      this.prerequisites.push({ name: what, cost, usedBy: ['dpo', 'simpo', 'ppo'] });
+      this.prerequisites.push({ name: what, cost, usedBy: ['dpo', 'simpo', 'ppo'], draw });
       this.claims.release(task);
       this.log(`preferences: ${rows.length} pairs (every pair of samples whose gold rewards differ by ≥ ${this.cfg.prefs.minGap}) from ${prompts.length} prompts × ${k} samples (${cost.wallSeconds.toFixed(1)} s) → ${file}`);
     }
@@ -515,16 +517,18 @@ export class StudyRunner {
     const dir = join(this.out, `reward-model${this.drawSuffix(draw)}`);
     const metaFile = join(dir, 'alignlab-rm.json');
     const what = `training the reward model${this.drawLabel(draw)}`;
-    const pairs = await this.preferencePairs(draw);
+    // Claim the task before waiting for its pairs: a process that waited first found the task taken by the pairs'
+    // producer and idled through that whole training (a helper sat out every per-seed draw of the default study).
     const task = `reward-model-${draw}`;
     if (!(await this.mustProduce(task, () => existsSync(metaFile)))) {
       const rm = await RewardModel.load(dir, { batchSize: 32 }); // its pooling is in its metadata
       this.rms.set(draw, rm);
       const meta = JSON.parse(readFileSync(metaFile, 'utf-8')) as RmMeta;
       this.recordRewardModel(draw, meta.result);
-      this.prerequisites.push({ name: what, cost: meta.cost, usedBy: ['ppo', 'best-of-n'] });
+      this.prerequisites.push({ name: what, cost: meta.cost, usedBy: ['ppo', 'best-of-n'], draw });
       return rm;
     }
+    const pairs = await this.preferencePairs(draw);
     const t = now();
     const head = initHead(this.modelCfg, draw + 99);
     const model = {
@@ -571,7 +575,7 @@ export class StudyRunner {
     writeAtomic(metaFile, JSON.stringify({ result, cost } satisfies RmMeta));
     this.claims.release(task);
     this.recordRewardModel(draw, result);
-    this.prerequisites.push({ name: what, cost, usedBy: ['ppo', 'best-of-n'] });
+    this.prerequisites.push({ name: what, cost, usedBy: ['ppo', 'best-of-n'], draw });
     this.log(`reward model: held-out accuracy ${test.accuracy.toFixed(3)} on ${test.n} pairs of ${result.prompts} prompts (validation ${chosen.accuracy.toFixed(3)} at step ${chosen.step}/${steps}; ` +
       `scores normalised by mean ${scale.mean.toFixed(3)}, std ${scale.std.toFixed(3)} on ${baseSamples.seqs.length} base samples; ${cost.wallSeconds.toFixed(1)} s) → ${dir}`);
     return rm;
@@ -790,6 +794,20 @@ export class StudyRunner {
 }
 
 class DivergedError extends Error {}
+
+/** The sizes that make a draw (pairs sampled, reward model trained): the first that differs between the shipped draw's config and this study's. */
+export function recipeMismatch(shipped: StudyConfig, mine: StudyConfig): { field: string; shipped: string; mine: string } | undefined {
+  const fields = [
+    ['prefs.prompts', (c: StudyConfig) => c.prefs.prompts],
+    ['prefs.samplesPerPrompt', (c: StudyConfig) => c.prefs.samplesPerPrompt],
+    ...(['steps', 'batchSize', 'lr', 'evals', 'pooling'] as const).map((k) => [`rm.${k}`, (c: StudyConfig) => c.rm[k]] as const),
+  ] as const;
+  for (const [field, get] of fields) {
+    const [a, b] = [JSON.stringify(get(shipped)), JSON.stringify(get(mine))];
+    if (a !== b) return { field, shipped: a, mine: b };
+  }
+  return undefined;
+}
 
 /** The package's preference pairs and reward model for `prefs.source: shipped`. */
 export const SHIPPED_PREFS_DIR = resolve(fileURLToPath(new URL('../../assets/prefs', import.meta.url)));

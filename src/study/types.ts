@@ -135,6 +135,8 @@ export interface Prerequisite {
   name: string;
   cost: Cost;
   usedBy: Method[];
+  /** The seed whose draw (pairs, reward model) this is, with prefs.perSeed; absent for what every seed shares. */
+  draw?: number;
 }
 
 export interface Provenance {
@@ -286,7 +288,7 @@ const headerSchema = z.object({
   baseSamples: z.array(sampleSchema).optional(),
   rewardModel: z.object({ heldOutAccuracy: num, n: z.number().int().nonnegative() }).optional(),
   baseModel: z.object({ heldOutLoss: num, ngramLoss: num }).optional(),
-  prerequisites: z.array(z.object({ name: z.string(), cost: costSchema, usedBy: z.array(z.enum(METHODS)) })),
+  prerequisites: z.array(z.object({ name: z.string(), cost: costSchema, usedBy: z.array(z.enum(METHODS)), draw: z.number().int().optional() })),
   provenance: z.object({
     device: z.string(),
     deviceName: z.string().optional(),

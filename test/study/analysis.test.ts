@@ -6,7 +6,7 @@ import { complexitySummary, costSummary } from '../../src/study/cost.js';
 import { bestAtBudget, klGrid, methodFrontier, methodReach, paretoFrontier, seedFrontiers } from '../../src/study/frontier.js';
 import { compareAtKl, rewardAtMatchedKl } from '../../src/study/matched.js';
 import { degeneration, detectCollapse, learningCurves, stabilitySummary } from '../../src/study/stability.js';
-import type { Checkpoint, Run } from '../../src/study/types.js';
+import type { Checkpoint, Method, Run } from '../../src/study/types.js';
 import { addCheckpoint, finishRun, newRun } from '../../src/study/types.js';
 import { BASE, DPO_CX, PPO_CX, dpoVsPpo, syntheticStudy } from './synthetic.js';
 
@@ -166,6 +166,26 @@ test('costSummary and complexitySummary', () => {
   assert.equal(costSummary(study.runs, 'dpo', study.prerequisites).prerequisiteSeconds, 0);
   const x = complexitySummary(study.runs, 'ppo');
   assert.deepEqual([x.modelsInMemory, x.hyperparameters, x.lossLines, x.consistent], [4, 7, 30, true]);
+});
+
+test('costSummary: one model pays the shared base and one draw of pairs and reward model (the mean over per-seed draws, not their sum)', () => {
+  const study = dpoVsPpo({ dpoGain: 0.5, ppoGain: 0.5, dpoWall: 30, ppoWall: 80 });
+  const cost = (wallSeconds: number) => ({ ...study.runs[0]!.cost, wallSeconds });
+  const pre = [
+    { name: 'pretraining the base policy', cost: cost(100), usedBy: ['dpo', 'ppo'] as Method[] },
+    ...[[0, 40, 200], [1, 60, 300], [2, 50, 250]].flatMap(([draw, pairs, rm]) => [
+      { name: `sampling preference pairs (seed ${draw})`, cost: cost(pairs!), usedBy: ['dpo', 'ppo'] as Method[], draw },
+      { name: `training the reward model (seed ${draw})`, cost: cost(rm!), usedBy: ['ppo'] as Method[], draw },
+    ]),
+  ];
+  const ppo = costSummary(study.runs, 'ppo', pre), dpo = costSummary(study.runs, 'dpo', pre);
+  close(ppo.prerequisiteSeconds, 100 + (240 + 360 + 300) / 3);
+  close(dpo.prerequisiteSeconds, 100 + (40 + 60 + 50) / 3);
+  assert.deepEqual(ppo.prerequisites, ['pretraining the base policy', 'sampling preference pairs and training the reward model (mean of 3 per-seed draws)']);
+  // One draw shared by every seed: its names as they are, its cost once.
+  const one = costSummary(study.runs, 'ppo', pre.slice(0, 3));
+  close(one.prerequisiteSeconds, 100 + 240);
+  assert.deepEqual(one.prerequisites, ['pretraining the base policy', 'sampling preference pairs (seed 0)', 'training the reward model (seed 0)']);
 });
 
 test('learningCurves: mean ± sd over seeds at each step', () => {

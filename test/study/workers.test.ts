@@ -117,4 +117,19 @@ test('study prefs ships pairs and a reward model that a study adopts; made for a
   assert.equal(bad.status, 1);
   assert.match(bad.stderr, /PROVENANCE\.json: field identity\.task: the shipped preference pairs were made for another task/);
   assert.equal(bad.stderr.trim().split('\n').filter((l) => /alignlab study:/.test(l)).length, 1);
+
+  // prefs.perSeed with shipped pairs: the first seed adopts them, the second draws its own with the same recipe…
+  const recipe = { prompts: 32, samplesPerPrompt: 4 };
+  const two = { ...runs, seeds: 2, dpo: { betas: [0.1], steps: 2, batchSize: 8 }, ppo: { ...runs.ppo, klCoefs: [] }, bestOfN: { enabled: false } };
+  const perSeedOut = join(tmp, 'per-seed');
+  const drawn = cli(['--config', cfg('per-seed.yaml', { ...two, prefs: { ...recipe, source: 'shipped', shippedDir: prefs, perSeed: true } }), '--out', perSeedOut, '--workers', '1']);
+  assert.equal(drawn.status, 0, drawn.stderr);
+  assert.equal(readFileSync(join(perSeedOut, 'preferences.jsonl'), 'utf-8'), readFileSync(join(prefs, 'preferences.jsonl'), 'utf-8'));
+  assert.match(drawn.stderr, /^preferences: \d+ pairs .* from 32 prompts × 4 samples .*preferences-seed1\.jsonl/m);
+  // …and a study whose sizes differ from the shipped draw's is refused before anything runs.
+  const other = cli(['--config', cfg('per-seed-other.yaml', { ...two, rm: { steps: 8, evals: 1, batchSize: 8 }, prefs: { ...recipe, source: 'shipped', shippedDir: prefs, perSeed: true } }), '--out', join(tmp, 'per-seed-other'), '--workers', '1']);
+  assert.equal(other.status, 1);
+  assert.match(other.stderr, /PROVENANCE\.json: field config\.rm\.steps: the shipped draw used 4, this study 8/);
+  const otherRuns = join(tmp, 'per-seed-other', 'runs');
+  assert.deepEqual(existsSync(otherRuns) ? readdirSync(otherRuns) : [], [], 'refused before any run');
 });
