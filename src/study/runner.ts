@@ -151,11 +151,12 @@ export class StudyRunner {
   }
 
   async run(): Promise<{ study: StudyResults; studyFile: string; prefs?: PrefsProvenance }> {
-    const started = new Date().toISOString();
     await initEngine(this.o.device);
     mkdirSync(join(this.out, 'runs'), { recursive: true });
     const worker = this.o.worker;
     if (!worker) this.checkConfigUnchanged(); // a helper runs the main process's config, already checked and written
+    // A resumed (or re-rendered) study keeps the time it first started, as its resumed runs do.
+    const started = this.previousStart() ?? new Date().toISOString();
     this.claims = new Claims(join(this.out, '.claims'));
     if (!worker) this.claims.reset();
     const plan = planRuns(this.cfg);
@@ -297,6 +298,17 @@ export class StudyRunner {
         return false;
       }
       await this.claims.waitFor(task, done);
+    }
+  }
+
+  /** When this directory's study first started (its study.jsonl header), if it has one. */
+  private previousStart(): string | undefined {
+    try {
+      const header = JSON.parse(readFileSync(join(this.out, 'study.jsonl'), 'utf-8').split('\n', 1)[0]!) as { provenance?: { startedAt?: unknown } };
+      const t = header.provenance?.startedAt;
+      return typeof t === 'string' && !Number.isNaN(Date.parse(t)) ? t : undefined;
+    } catch {
+      return undefined; // none yet, or unreadable: this run starts it
     }
   }
 

@@ -113,6 +113,14 @@ test('study prefs ships pairs and a reward model that a study adopts; made for a
   assert.match(ok.stderr, /preferences and reward model: shipped/);
   assert.doesNotMatch(ok.stderr, /^preferences: \d+ pairs/m, 'no pairs sampled');
   assert.equal(readFileSync(join(out, 'preferences.jsonl'), 'utf-8'), readFileSync(join(prefs, 'preferences.jsonl'), 'utf-8'));
+  // Run again on the finished directory: every run is kept, the report is rebuilt, and the study keeps its start time.
+  const header = () => JSON.parse(readFileSync(join(out, 'study.jsonl'), 'utf-8').split('\n', 1)[0]!) as { provenance: { startedAt: string; finishedAt: string } };
+  const first = header().provenance;
+  const again = cli(['--config', join(tmp, 'adopt.yaml'), '--out', out, '--workers', '1']);
+  assert.equal(again.status, 0, again.stderr);
+  assert.match(again.stderr, /: finished earlier, kept/);
+  assert.equal(header().provenance.startedAt, first.startedAt);
+  assert.ok(header().provenance.finishedAt >= first.finishedAt);
   const bad = cli(['--config', cfg('bad.yaml', { ...runs, task: { maxNewTokens: 8 }, prefs: { source: 'shipped', shippedDir: prefs, perSeed: false } }), '--out', join(tmp, 'refused'), '--workers', '1']);
   assert.equal(bad.status, 1);
   assert.match(bad.stderr, /PROVENANCE\.json: field identity\.task: the shipped preference pairs were made for another task/);
