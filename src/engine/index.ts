@@ -9,9 +9,12 @@ import 'core-js/actual/iterator/filter.js';
 // turns on jax-js's wasm thread pool (jax-js decides at import time).
 import { checkThreads } from './threads.js';
 import * as jax from '@jax-js/jax';
+import { cacheKernelInstances } from './instances.js';
 
 // jax-js checks `instanceof Float16Array` when creating float64 arrays; Node 20 has no such class.
 (globalThis as { Float16Array?: unknown }).Float16Array ??= class Float16Array {};
+// One wasm instance per kernel instead of one per dispatch (instances.ts); ALIGNLAB_WASM_INSTANCE_CACHE=0 turns it off.
+if ((globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env.ALIGNLAB_WASM_INSTANCE_CACHE !== '0') cacheKernelInstances();
 
 export { threadsInfo } from './threads.js';
 export const { numpy: np, nn, lax, random, tree, jit, grad, valueAndGrad, vmap } = jax;
