@@ -144,8 +144,8 @@ export type StudyConfig = z.infer<typeof StudySchema>;
  * --quick: an answer in about 3 minutes on 2 cores. What frees the time: the shipped base and the shipped preference
  * pairs and reward model (assets/base, assets/prefs: made once by `study pretrain` / `study prefs`), and one process
  * per core. 2 seeds × 2 settings per method (DPO β 0.5/1, PPO β_KL 0.05/0.2), the final checkpoint of each, 128 held-out
- * prompts, best-of-N 1/4. The seeds share the shipped pairs and reward model (the default study does too). Runs are
- * short to fit: DPO 10 steps of 32 pairs (320 pairs, beside PPO's 8 rollouts of 32 with 2 epochs). Measured
+ * prompts, best-of-N 1/4. The seeds share the shipped pairs and reward model (the default study draws its own for
+ * each further seed). Runs are short to fit: DPO 10 steps of 32 pairs (320 pairs, beside PPO's 8 rollouts of 32 with 2 epochs). Measured
  * 2026-12-07: with DPO at 12 steps of 16 pairs (β 0.1/0.5) quick took 2.4 min in a fresh clone but DPO, given a
  * fraction of PPO's data, lost at KL 4.3 (−0.135 [−0.239, −0.030]) where the default study finds no difference;
  * with 12 steps of 32 pairs and 2 checkpoints per run it took 3.0 min (−0.053 [−0.501, +0.396]). β 0.1 ended beyond
