@@ -273,10 +273,13 @@ export class StudyRunner {
     const dir = resolve(this.cfg.prefs.shippedDir ?? SHIPPED_PREFS_DIR);
     const prov = readPrefsProvenance(dir);
     const want = prefsIdentity(this.cfg, this.baseDir, this.data.corpus.key);
-    const diff = (Object.keys(want) as (keyof PrefsIdentity)[]).find((k) => JSON.stringify(prov.identity[k]) !== JSON.stringify(want[k]));
+    const diff = firstDifference(prov.identity, want);
     if (diff) throw new Error(`${join(dir, PREFS_PROVENANCE)}: field identity.${diff}: the shipped preference pairs were made for another ${diff} (${JSON.stringify(prov.identity[diff])}, this study: ${JSON.stringify(want[diff])}); set prefs.source: sample, or remake them with \`alignlab study prefs\``);
-    const other = this.cfg.prefs.perSeed && this.cfg.seeds > 1 ? recipeMismatch(prov.config, this.cfg) : undefined;
-    if (other) throw new Error(`${join(dir, PREFS_PROVENANCE)}: field config.${other.field}: the shipped draw used ${other.shipped}, this study ${other.mine}, so the other seeds' draws (prefs.perSeed) would follow another recipe; use the shipped sizes, prefs.perSeed: false, or prefs.source: sample`);
+    if (this.cfg.prefs.perSeed && this.cfg.seeds > 1) {
+      const [shipped, mine] = [drawRecipe(prov.config), drawRecipe(this.cfg)];
+      const field = firstDifference(shipped, mine);
+      if (field) throw new Error(`${join(dir, PREFS_PROVENANCE)}: field config.${field}: the shipped draw used ${JSON.stringify(shipped[field])}, this study ${JSON.stringify(mine[field])}, so the other seeds' draws (prefs.perSeed) would follow another recipe; use the shipped sizes, prefs.perSeed: false, or prefs.source: sample`);
+    }
     const copy = (from: string, to: string) => {
       if (existsSync(to)) return;
       const tmp = `${to}.${process.pid}.tmp`;
@@ -807,18 +810,15 @@ export class StudyRunner {
 
 class DivergedError extends Error {}
 
-/** The sizes that make a draw (pairs sampled, reward model trained): the first that differs between the shipped draw's config and this study's. */
-export function recipeMismatch(shipped: StudyConfig, mine: StudyConfig): { field: string; shipped: string; mine: string } | undefined {
-  const fields = [
-    ['prefs.prompts', (c: StudyConfig) => c.prefs.prompts],
-    ['prefs.samplesPerPrompt', (c: StudyConfig) => c.prefs.samplesPerPrompt],
-    ...(['steps', 'batchSize', 'lr', 'evals', 'pooling'] as const).map((k) => [`rm.${k}`, (c: StudyConfig) => c.rm[k]] as const),
-  ] as const;
-  for (const [field, get] of fields) {
-    const [a, b] = [JSON.stringify(get(shipped)), JSON.stringify(get(mine))];
-    if (a !== b) return { field, shipped: a, mine: b };
-  }
-  return undefined;
+/** The sizes that make a draw (pairs sampled, reward model trained), by config path. */
+function drawRecipe(c: StudyConfig) {
+  const { steps, batchSize, lr, evals, pooling } = c.rm;
+  return { 'prefs.prompts': c.prefs.prompts, 'prefs.samplesPerPrompt': c.prefs.samplesPerPrompt, 'rm.steps': steps, 'rm.batchSize': batchSize, 'rm.lr': lr, 'rm.evals': evals, 'rm.pooling': pooling };
+}
+
+/** The first key of `want` whose value differs in `got` (compared as JSON), if any. */
+function firstDifference<T extends object>(got: T, want: T): keyof T | undefined {
+  return (Object.keys(want) as (keyof T)[]).find((k) => JSON.stringify(got[k]) !== JSON.stringify(want[k]));
 }
 
 /** The package's preference pairs and reward model for `prefs.source: shipped`. */
@@ -862,8 +862,6 @@ function readPrefsProvenance(dir: string): PrefsProvenance {
     throw new Error(`${f}: not valid JSON (${(e as Error).message})`);
   }
 }
-
-
 
 interface PairRow extends PairExample {
   /** Index of the prompt in the sampled list: pairs of one prompt share completions, so splits go by prompt. */
