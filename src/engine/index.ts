@@ -8,8 +8,11 @@ import 'core-js/actual/iterator/filter.js';
 // Must run before @jax-js/jax is first imported: with ALIGNLAB_THREADS > 1 it installs the Worker shim that
 // turns on jax-js's wasm thread pool (jax-js decides at import time).
 import { checkThreads } from './threads.js';
+// Before jax-js compiles its first kernel: fused multiply-add in its reductions if ALIGNLAB_RELAXED_SIMD=1 (relaxed-simd.ts).
+import { relaxedSimd } from './relaxed-simd.js';
 import * as jax from '@jax-js/jax';
 import { cacheKernelInstances } from './instances.js';
+import { memoizeKernelPreparation } from './prepared.js';
 
 // jax-js checks `instanceof Float16Array` when creating float64 arrays; Node 20 has no such class.
 (globalThis as { Float16Array?: unknown }).Float16Array ??= class Float16Array {};
@@ -17,6 +20,8 @@ import { cacheKernelInstances } from './instances.js';
 if ((globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env.ALIGNLAB_WASM_INSTANCE_CACHE !== '0') cacheKernelInstances();
 
 export { threadsInfo } from './threads.js';
+/** Whether jax-js's wasm kernels accumulate with relaxed SIMD's fused multiply-add (relaxed-simd.ts). */
+export const wasmFma = relaxedSimd;
 export const { numpy: np, nn, lax, random, tree, jit, grad, valueAndGrad, vmap } = jax;
 export type Arr = jax.Array;
 export type Device = 'wasm' | 'webgpu' | 'cpu';
@@ -42,6 +47,8 @@ export async function initEngine(device?: string): Promise<Device> {
   const got = await jax.init(...(want === 'webgpu' ? (['wasm', 'webgpu'] as const) : ([want] as const)));
   if (!got.includes(want)) throw new Error(`device "${want}" is not available here (available: ${got.join(', ')})`);
   jax.defaultDevice(want);
+  // Each Kernel's compiled program looked up once, not re-hashed on every dispatch (prepared.ts).
+  if (want === 'wasm') await memoizeKernelPreparation('wasm');
   if (want === 'wasm') await checkThreads();
   current = want;
   return want;
