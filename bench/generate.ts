@@ -3,6 +3,7 @@
 //
 //   node --import tsx bench/generate.ts                          # batch 1 and 16, 128 new tokens, 1 and 2 threads each side
 //   node --import tsx bench/generate.ts --threads 1 --llama-threads 1 --repeats 3
+//   node --import tsx bench/generate.ts --batches 1 --rounds 5   # both sides measured in turn 5 times (machine drift)
 //
 // Model: Llama architecture, ~10.8M parameters (L=6 C=384 H=6 KV heads 2 (GQA) MLP 768 V=4096, untied head),
 // random init (src/model/params.ts initHostParams), byte-level tokenizer (256 byte tokens; ids 256… are unused
@@ -11,7 +12,10 @@
 //
 // Both sides: greedy decoding, prompts of `--prompt-len` random byte tokens, exactly `--max-new` new tokens per row
 // (no EOS stop), prefill included in the time, no detokenization. tokens/s = B·max-new / wall time, median over
-// `--repeats` after one warm-up generation.
+// `--repeats` after one warm-up generation. With `--rounds N` every setting of both sides is measured N times, the
+// sides taking turns (ours, llama.cpp, ours, ...), and each setting's value is the median of its N round medians: the
+// machine's speed drifts by ±20% over minutes, which one pass of each side one after the other cannot tell from a
+// difference between them.
 //   ours       Sampler.generate, one child process per jax-js thread count (ALIGNLAB_THREADS, src/engine/threads.ts).
 //   llama.cpp  node-llama-cpp 3.21.1, CPU, f32 KV cache, each of `--llama-threads` thread counts (default 1 and 2):
 //              batch 1 through src/eval/providers/llamacpp.ts LlamaCppChild (its own child process; the time is the
@@ -36,6 +40,7 @@ const flags = parseFlags(process.argv.slice(2), {
   'max-new': { type: 'number', default: 128 },
   'prompt-len': { type: 'number', default: 8 },
   repeats: { type: 'number', default: 2 },
+  rounds: { type: 'number', default: 1, help: 'measure every setting of both sides this many times, taking turns' },
   layers: { type: 'number', default: 6 },
   dim: { type: 'number', default: 384 },
   heads: { type: 'number', default: 6 },
@@ -147,55 +152,74 @@ async function parent(): Promise<void> {
 
     const rows: Row[] = [];
     const ours: OursResult[] = [];
-    for (const n of threadList) {
-      const r = (await runBaseline(process.execPath, [...process.execArgv, process.argv[1]!, ...process.argv.slice(2), '--child', '--model', modelDir, '--prompts', JSON.stringify(prompts)], {
-        env: { ALIGNLAB_THREADS: String(n) },
-      })) as unknown as OursResult;
-      ours.push(r);
-      for (const run of r.runs) {
-        rows.push({ name: `ours B=${run.batch} ${r.threads}T`, value: run.tokensPerS, unit: 'tok/s',
-          note: `best ${run.bestTokensPerS.toFixed(0)}, ${(run.seconds.reduce((a, b) => a + b, 0) / run.seconds.length).toFixed(2)} s/gen mean, 1st gen (compiles) ${(run.firstMs / 1000).toFixed(1)} s, RSS ${r.peakRssMB.toFixed(0)} MB` });
-        console.error(`  ${rows[rows.length - 1]!.name}: ${run.tokensPerS.toFixed(0)} tok/s`);
-      }
-    }
-
-    // llama.cpp at every thread count: batch 1 through the provider's child process, every batch size through
-    // llamacpp_gen.ts (batch 1 too, as a check on the provider's number). Every setting is a baseline candidate.
+    if (!Number.isInteger(flags.rounds) || flags.rounds < 1) throw new Error(`--rounds must be a positive integer, got ${flags.rounds}`);
+    // Per setting label, its median tokens/s in each round (the row's value is the median over rounds).
+    const perRound = new Map<string, number[]>();
+    const record = (label: string, v: number) => perRound.set(label, [...(perRound.get(label) ?? []), v]);
+    const overRounds = (label: string) => summarize(perRound.get(label)!).median;
+    const roundsNote = (label: string) => (flags.rounds > 1 ? `; rounds ${perRound.get(label)!.map((v) => v.toFixed(0)).join(', ')}` : '');
     const base = new Map<number, Setting[]>();
-    const addBase = (B: number, s: Setting) => base.set(B, [...(base.get(B) ?? []), s]);
     const gen = new Map<number, BaselineResult>(); // per batch, the first thread count's run (for the greedy check)
-    for (const lt of llamaThreads) {
-      if (batches.includes(1)) {
-        const llm = await LlamaCppChild.start(gguf, { threads: lt, contextSize: 256 });
-        try {
-          const secs: number[] = [];
-          let counts: number[] = [];
-          for (let r = 0; r < flags.repeats + 1; r++) {
-            const g = await llm.generate(prompts[1]![0]!, { maxTokens: maxNew, temperature: 0 });
-            if (r > 0) {
-              secs.push(g.seconds);
-              counts.push(g.tokens.length);
-            }
-          }
-          const t = summarize(secs.map((s, i) => s / counts[i]!)); // seconds per token (it may stop early at EOS)
-          counts = [...new Set(counts)];
-          const name = `llama.cpp B=1 ${lt}T LlamaCppChild`;
-          rows.push({ name, value: 1 / t.median, unit: 'tok/s',
-            note: `best ${(1 / t.min).toFixed(0)}, ${counts.join('/')} tokens per generation, time measured inside the child` });
-          console.error(`  ${name}: ${(1 / t.median).toFixed(0)} tok/s`);
-          addBase(1, { label: name, median: 1 / t.median });
-        } finally {
-          await llm.close();
+    for (let round = 0; round < flags.rounds; round++) {
+      if (flags.rounds > 1) console.error(`round ${round + 1} of ${flags.rounds}`);
+      const last = round === flags.rounds - 1;
+      for (const n of threadList) {
+        const r = (await runBaseline(process.execPath, [...process.execArgv, process.argv[1]!, ...process.argv.slice(2), '--child', '--model', modelDir, '--prompts', JSON.stringify(prompts)], {
+          env: { ALIGNLAB_THREADS: String(n) },
+        })) as unknown as OursResult;
+        if (round === 0) ours.push(r);
+        for (const run of r.runs) {
+          const name = `ours B=${run.batch} ${r.threads}T`;
+          record(name, run.tokensPerS);
+          console.error(`  ${name}: ${run.tokensPerS.toFixed(0)} tok/s`);
+          if (last)
+            rows.push({ name, value: overRounds(name), unit: 'tok/s',
+              note: `best ${run.bestTokensPerS.toFixed(0)}, ${(run.seconds.reduce((a, b) => a + b, 0) / run.seconds.length).toFixed(2)} s/gen mean, 1st gen (compiles) ${(run.firstMs / 1000).toFixed(1)} s, RSS ${r.peakRssMB.toFixed(0)} MB${roundsNote(name)}` });
         }
       }
-      for (const B of batches) {
-        const r = await runBaseline(process.execPath, ['--import', 'tsx', join(BENCH_DIR, 'baselines', 'llamacpp_gen.ts'), gguf,
-          JSON.stringify({ batch: B, threads: lt, maxNew, repeats: flags.repeats, prompts: prompts[B] })]);
-        if (!gen.has(B)) gen.set(B, r);
-        const name = `llama.cpp B=${B} ${lt}T llamacpp_gen`;
-        rows.push({ name, value: r.tokens_per_s as number, unit: 'tok/s', note: `best ${(r.tokens_per_s_best as number).toFixed(0)}, ${String(r.mode)}` });
-        console.error(`  ${name}: ${(r.tokens_per_s as number).toFixed(0)} tok/s`);
-        addBase(B, { label: name, median: r.tokens_per_s as number });
+
+      // llama.cpp at every thread count: batch 1 through the provider's child process, every batch size through
+      // llamacpp_gen.ts (batch 1 too, as a check on the provider's number). Every setting is a baseline candidate.
+      const addBase = (B: number, s: Setting) => base.set(B, [...(base.get(B) ?? []), s]);
+      for (const lt of llamaThreads) {
+        if (batches.includes(1)) {
+          const llm = await LlamaCppChild.start(gguf, { threads: lt, contextSize: 256 });
+          try {
+            const secs: number[] = [];
+            let counts: number[] = [];
+            for (let r = 0; r < flags.repeats + 1; r++) {
+              const g = await llm.generate(prompts[1]![0]!, { maxTokens: maxNew, temperature: 0 });
+              if (r > 0) {
+                secs.push(g.seconds);
+                counts.push(g.tokens.length);
+              }
+            }
+            const t = summarize(secs.map((s, i) => s / counts[i]!)); // seconds per token (it may stop early at EOS)
+            counts = [...new Set(counts)];
+            const name = `llama.cpp B=1 ${lt}T LlamaCppChild`;
+            record(name, 1 / t.median);
+            console.error(`  ${name}: ${(1 / t.median).toFixed(0)} tok/s`);
+            if (last) {
+              rows.push({ name, value: overRounds(name), unit: 'tok/s',
+                note: `best ${(1 / t.min).toFixed(0)}, ${counts.join('/')} tokens per generation, time measured inside the child${roundsNote(name)}` });
+              addBase(1, { label: name, median: overRounds(name) });
+            }
+          } finally {
+            await llm.close();
+          }
+        }
+        for (const B of batches) {
+          const r = await runBaseline(process.execPath, ['--import', 'tsx', join(BENCH_DIR, 'baselines', 'llamacpp_gen.ts'), gguf,
+            JSON.stringify({ batch: B, threads: lt, maxNew, repeats: flags.repeats, prompts: prompts[B] })]);
+          if (!gen.has(B)) gen.set(B, r);
+          const name = `llama.cpp B=${B} ${lt}T llamacpp_gen`;
+          record(name, r.tokens_per_s as number);
+          console.error(`  ${name}: ${(r.tokens_per_s as number).toFixed(0)} tok/s`);
+          if (last) {
+            rows.push({ name, value: overRounds(name), unit: 'tok/s', note: `best ${(r.tokens_per_s_best as number).toFixed(0)}, ${String(r.mode)}${roundsNote(name)}` });
+            addBase(B, { label: name, median: overRounds(name) });
+          }
+        }
       }
     }
 
@@ -210,7 +234,7 @@ async function parent(): Promise<void> {
 
     // Best against best per batch size; the headline is the batch size where we fare worst.
     const cases = batches.map((B) => {
-      const mine = ours.map((o) => ({ label: `B=${B} ${o.threads}T`, median: o.runs.find((r) => r.batch === B)!.tokensPerS }));
+      const mine = ours.map((o) => ({ label: `B=${B} ${o.threads}T`, median: overRounds(`ours B=${B} ${o.threads}T`) }));
       const c = bestVsBest(mine, base.get(B)!);
       rows.push(bestRow(`ratio B=${B} best/best`, c));
       return { B, c };
@@ -227,6 +251,7 @@ async function parent(): Promise<void> {
         params: paramCount(cfg),
         config: { layers: flags.layers, dim: C, heads: H, kvHeads: flags['kv-heads'], ffn: flags.ffn, vocab: V, promptLen: P, maxNew },
         ours,
+        rounds: Object.fromEntries(perRound),
         llamacpp: Object.fromEntries([...gen].map(([k, v]) => [k, { ...v, tokens0: undefined }])),
         command: `bench/generate.ts ${process.argv.slice(2).join(' ')}`,
       },
