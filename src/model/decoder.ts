@@ -42,28 +42,22 @@ function norm(cfg: ModelConfig, n: Norm<Arr>, x: Arr): Arr {
 }
 
 /**
- * Rotary tables for position ids `pos` [B, T]: cos and signed sin [B, 1, T, D] in HF's rotate-half layout
- * (frequencies repeated, not interleaved): inv_freq_i = theta^(-2i/D). The sin table carries rotate_half's sign
- * (−sin on the first half, +sin on the second), so `applyRope` needs no negation.
+ * Rotary tables for position ids `pos` [B, T]: cos and sin [B, 1, T, D] in HF's rotate-half layout
+ * (frequencies repeated, not interleaved): inv_freq_i = theta^(-2i/D).
  */
 function ropeTables(cfg: ModelConfig, pos: Arr): [Arr, Arr] {
   const D = cfg.headDim, [B, T] = pos.shape as [number, number];
   const invFreq = Float32Array.from({ length: D / 2 }, (_, i) => Math.pow(cfg.ropeTheta, (-2 * i) / D));
   const angles = pos.ref.astype(np.float32).reshape([B, T, 1]).mul(np.array(invFreq)); // [B,T,D/2]
   const full = np.concatenate([angles.ref, angles], -1).reshape([B, 1, T, D]);
-  const sign = np.array(Float32Array.from({ length: D }, (_, i) => (i < D / 2 ? -1 : 1)));
-  return [np.cos(full.ref), np.sin(full).mul(sign)];
+  return [np.cos(full.ref), np.sin(full)];
 }
 
-/**
- * x·cos + rotate_half(x)·sin with rotate_half([x1, x2]) = [−x2, x1]. x [B, heads, T, D]; `sin` is signed
- * (`ropeTables`). [x2, x1] is a flip of x seen as [..., 2, D/2]: a view, so the whole rotation is one fused
- * element-wise kernel instead of two slices, a negation and a concatenation (bench/RESULTS.md, 2026-12-07).
- */
+/** x·cos + rotate_half(x)·sin, with rotate_half([x1, x2]) = [-x2, x1]. x [B, heads, T, D]. */
 function applyRope(x: Arr, cos: Arr, sin: Arr): Arr {
-  const shape = x.shape, D = shape[shape.length - 1]!;
-  const swapped = np.flip(x.ref.reshape([...shape.slice(0, -1), 2, D / 2]), -2).reshape(shape);
-  return x.mul(cos.ref).add(swapped.mul(sin.ref));
+  const [x1, x2] = np.split(x.ref, 2, -1) as [Arr, Arr];
+  const rotated = np.concatenate([x2.neg(), x1], -1);
+  return x.mul(cos.ref).add(rotated.mul(sin.ref));
 }
 
 /**
