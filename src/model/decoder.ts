@@ -53,7 +53,12 @@ function ropeTables(cfg: ModelConfig, pos: Arr): [Arr, Arr] {
   return [np.cos(full.ref), np.sin(full)];
 }
 
-/** x·cos + rotate_half(x)·sin, with rotate_half([x1, x2]) = [-x2, x1]. x [B, heads, T, D]. */
+/**
+ * x·cos + rotate_half(x)·sin, with rotate_half([x1, x2]) = [-x2, x1]. x [B, heads, T, D]. Not `flip` of x seen as
+ * [..., 2, D/2], though that would fuse into one kernel: jax-js 0.1.25 miscompiles a flipped view times a broadcast
+ * vector inside a reduction kernel under jit, and decoding wrote wrong keys into the cache that way
+ * (test/engine/jax-bugs.test.ts).
+ */
 function applyRope(x: Arr, cos: Arr, sin: Arr): Arr {
   const [x1, x2] = np.split(x.ref, 2, -1) as [Arr, Arr];
   const rotated = np.concatenate([x2.neg(), x1], -1);
