@@ -38,7 +38,7 @@ export interface ParamTree<T> {
   wpe?: T; // [P, C] gpt2
   layers: LayerParams<T>[];
   lnf: Norm<T>;
-  lmHead?: T; // [C, V] when embeddings are not tied
+  lmHead?: T; // [V, C] (HF's layout, like wte) when embeddings are not tied
 }
 
 /** A tensor on the host: row-major float32 data. */

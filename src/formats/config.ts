@@ -268,6 +268,6 @@ export function paramShapes(c: ModelConfig): ParamTree<number[]> {
   };
   const p: ParamTree<number[]> = { wte: [c.vocabSize, C], layers: Array.from({ length: c.numLayers }, layer), lnf: norm() };
   if (t.learnedPositions) p.wpe = [c.maxPositions, C];
-  if (!c.tieEmbeddings) p.lmHead = [C, c.vocabSize];
+  if (!c.tieEmbeddings) p.lmHead = [c.vocabSize, C]; // as HF's lm_head and like wte: see decoder.ts lmHead
   return p;
 }

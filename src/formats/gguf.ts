@@ -452,7 +452,7 @@ export function ggufTensorsFromParams(config: ModelConfig, params: HostParams): 
   });
   add('output_norm.weight', params.lnf.w);
   if (params.lnf.b) add('output_norm.bias', params.lnf.b);
-  if (!config.tieEmbeddings) add('output.weight', transpose2d(params.lmHead!)); // absent: llama.cpp reuses token_embd
+  if (!config.tieEmbeddings) add('output.weight', params.lmHead!); // absent: llama.cpp reuses token_embd
   return out;
 }
 

@@ -108,7 +108,7 @@ export function hfTensorsFromParams(config: ModelConfig, params: HostParams): Ma
     });
     out.set(`${p}ln_f.weight`, params.lnf.w);
     out.set(`${p}ln_f.bias`, params.lnf.b!);
-    if (!config.tieEmbeddings) out.set('lm_head.weight', transpose2d(params.lmHead!));
+    if (!config.tieEmbeddings) out.set('lm_head.weight', params.lmHead!);
     return out;
   }
   out.set('model.embed_tokens.weight', params.wte);
@@ -141,7 +141,7 @@ export function hfTensorsFromParams(config: ModelConfig, params: HostParams): Ma
     }
   });
   out.set('model.norm.weight', params.lnf.w);
-  if (!config.tieEmbeddings) out.set('lm_head.weight', transpose2d(params.lmHead!));
+  if (!config.tieEmbeddings) out.set('lm_head.weight', params.lmHead!);
   return out;
 }
 
@@ -220,7 +220,7 @@ export function paramsFromHFTensors(config: ModelConfig, get: (name: string) => 
       lnf: { w: take('model.norm.weight', [C]) },
     };
   }
-  if (!config.tieEmbeddings) params.lmHead = transpose2d(take('lm_head.weight', [V, C]));
+  if (!config.tieEmbeddings) params.lmHead = take('lm_head.weight', [V, C]);
   checkParams(config, params, 'loaded params');
   return params;
 }

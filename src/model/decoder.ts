@@ -221,10 +221,14 @@ export function hidden(p: Params, cfg: ModelConfig, ids: Arr, pos: Arr, valid: A
   return h;
 }
 
-/** LM head: h [..., C] → logits [..., V] (tied to the embedding unless lm_head exists). */
+/**
+ * LM head: h [..., C] → logits [..., V] = h · Wᵀ with W [V, C], the embedding when tied, else lm_head, stored as HF
+ * stores it. Not W [C, V]: with an odd vocabulary (GPT-2's 50,257, a byte vocabulary's 257) jax-js's h · W runs
+ * 10–20x slower than h · Wᵀ (bench/RESULTS.md, 2026-12-07), and its weight gradient has the same odd width.
+ */
 export function lmHead(p: Params, cfg: ModelConfig, h: Arr): Arr {
   const lead = h.shape.slice(0, -1), C = cfg.hiddenSize;
-  const w = p.lmHead ? p.lmHead.ref : p.wte.ref.transpose([1, 0]);
+  const w = (p.lmHead ?? p.wte).ref.transpose([1, 0]);
   return np.matmul(h.reshape([-1, C]), w).reshape([...lead, cfg.vocabSize]);
 }
 

@@ -2,6 +2,7 @@
 // config in formats/config.ts).
 
 import { paramShapes, type ModelConfig } from '../formats/config.js';
+import { transpose2d } from '../formats/hf.js';
 import { mapTree, type HostParams } from '../engine/tree.js';
 import { Rng } from '../engine/rng.js';
 
@@ -23,6 +24,8 @@ export function initHostParams(c: ModelConfig, seed: number, std = 0.02): HostPa
       const s = residual.has(leaf) ? std / Math.sqrt(2 * c.numLayers) : std;
       for (let i = 0; i < n; i++) data[i] = rng.normal() * s;
     }
+    // The LM head was stored [C, V] until 2026-12-07: its values are drawn in that order so a seed gives the same model.
+    if (path === 'lmHead') return transpose2d({ shape: [shape[1]!, shape[0]!], data });
     return { shape, data };
   });
 }

@@ -129,8 +129,8 @@ export function referenceLogits(c: ModelConfig, p: HostParams, tokens: number[])
 
 function referenceHeadLogits(c: ModelConfig, p: HostParams, h: Vec): Float64Array {
   const logits = new Float64Array(c.vocabSize);
-  if (p.lmHead) logits.set(matvec(h, p.lmHead));
-  else for (let v = 0; v < c.vocabSize; v++) for (let d = 0; d < c.hiddenSize; d++) logits[v] += h[d] * p.wte.data[v * c.hiddenSize + d];
+  const w = p.lmHead ?? p.wte; // [V, C] either way
+  for (let v = 0; v < c.vocabSize; v++) for (let d = 0; d < c.hiddenSize; d++) logits[v] += h[d] * w.data[v * c.hiddenSize + d];
   return logits;
 }
 

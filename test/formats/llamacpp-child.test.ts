@@ -73,7 +73,7 @@ test('generate: max tokens, stop strings, seeded sampling', async () => {
   // stop on the first letter that did not occur before; the text is cut right before it.
   const lettersParams = randomParams(cfg, 1);
   const head = lettersParams.lmHead!, V = cfg.vocabSize;
-  for (let c = 0; c < cfg.hiddenSize; c++) for (let v = 0; v < V; v++) if (v < 97 || v > 122) head.data[c * V + v] = 0;
+  for (let v = 0; v < V; v++) if (v < 97 || v > 122) head.data.fill(0, v * cfg.hiddenSize, (v + 1) * cfg.hiddenSize); // [V, C]
   const lettersPath = join(dir, 'letters.gguf');
   writeGGUF(lettersPath, { config: cfg, params: lettersParams, tokenizerJson: byteLevelTokenizerJson(), tokenizerConfig: { eos_token: '<|endoftext|>' } });
   const letters = await LlamaCppChild.start(lettersPath);

@@ -53,11 +53,11 @@ test('sampling is seeded, respects max new tokens, and returns per-token log-pro
 
 test('a stop string (two letters taken from the greedy output) cuts the text right before it', async () => {
   // A random byte-level model writes arbitrary bytes (often U+FFFD); zeroing every LM-head column but a–z makes its
-  // greedy output lowercase letters, so the stop string is a real one.
+  // greedy output lowercase letters, so the stop string is a real one. The head is [V, C]: row v scores token v.
   const cfg = tinyConfig('llama', { vocabSize: 257, eosTokenId: 256 });
   const host = initHostParams(cfg, 5, 0.2);
   const head = host.lmHead!, V = cfg.vocabSize;
-  for (let c = 0; c < cfg.hiddenSize; c++) for (let v = 0; v < V; v++) if (v < 97 || v > 122) head.data[c * V + v] = 0;
+  for (let v = 0; v < V; v++) if (v < 97 || v > 122) head.data.fill(0, v * cfg.hiddenSize, (v + 1) * cfg.hiddenSize);
   const lm = new LM(cfg, toDevice(host), tok(), 'm');
   const [greedy] = await lm.generate(['ab'], { maxNewTokens: 12, temperature: 0 });
   const text = greedy!.text;
