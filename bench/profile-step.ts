@@ -8,15 +8,11 @@
 // No baseline and no ratio: this is a diagnostic, not a claim (bench/train-step.ts makes the claims).
 
 import { parseFlags } from '../src/cli/args.js';
+import { STEP_SHAPE_FLAGS } from './step.js';
 
 const flags = parseFlags(process.argv.slice(2), {
   arch: { type: 'string', default: 'gpt2', help: 'gpt2 | llama' },
-  layers: { type: 'number', default: 4 },
-  dim: { type: 'number', default: 256 },
-  heads: { type: 'number', default: 4 },
-  vocab: { type: 'number', default: 4096 },
-  seq: { type: 'number', default: 128 },
-  batch: { type: 'number', default: 8 },
+  ...STEP_SHAPE_FLAGS,
   steps: { type: 'number', default: 2 },
   top: { type: 'number', default: 30 },
   decode: { type: 'number', default: 0, help: 'profile decoding at this batch size instead of a training step' },

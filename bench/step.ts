@@ -9,6 +9,16 @@
 
 import type { ModelConfig } from '../src/formats/config.js';
 
+/** The training step's shape flags (GPT L4 C256 H4 V4096 T128 B8), shared by train-step.ts and profile-step.ts. */
+export const STEP_SHAPE_FLAGS = {
+  layers: { type: 'number', default: 4 },
+  dim: { type: 'number', default: 256 },
+  heads: { type: 'number', default: 4 },
+  vocab: { type: 'number', default: 4096 },
+  seq: { type: 'number', default: 128 },
+  batch: { type: 'number', default: 8 },
+} as const;
+
 export interface StepTiming {
   /** Milliseconds per timed step. */
   samples: number[];

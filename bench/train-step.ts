@@ -22,6 +22,7 @@
 // thread pool, reading the loss only waits for the forward kernels). tokens/s = B·T / median step time.
 
 import { parseFlags } from '../src/cli/args.js';
+import { STEP_SHAPE_FLAGS } from './step.js';
 import { bestRow, bestVsBest, deviceInfo, report, runBaseline, summarize, torchBaseline, worstCase, BENCH_DIR, type BaselineResult, type BestVsBest, type Row } from './lib.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -30,12 +31,7 @@ const flags = parseFlags(process.argv.slice(2), {
   arch: { type: 'string', default: 'both', help: 'gpt2 | llama | both' },
   device: { type: 'string', default: 'wasm', help: 'wasm | webgpu' },
   threads: { type: 'string', default: '1,2', help: 'comma-separated jax-js wasm pool sizes, one child process each' },
-  layers: { type: 'number', default: 4 },
-  dim: { type: 'number', default: 256 },
-  heads: { type: 'number', default: 4 },
-  vocab: { type: 'number', default: 4096 },
-  seq: { type: 'number', default: 128 },
-  batch: { type: 'number', default: 8 },
+  ...STEP_SHAPE_FLAGS,
   warmup: { type: 'number', default: 2 },
   steps: { type: 'number', default: 6 },
   baseline: { type: 'boolean', default: true, help: '--no-baseline skips PyTorch (then no ratio line)' },
