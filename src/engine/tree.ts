@@ -1,6 +1,7 @@
 // The parameter tree of the decoder, in one layout for every architecture, and the host tensors that fill it.
 // Weights are stored [in, out] so the forward pass is x @ W (GPT-2's Conv1D layout);
-// HF's nn.Linear [out, in] weights are transposed at load/save time in formats/hf.ts.
+// HF's nn.Linear [out, in] weights are transposed at load/save time in formats/hf.ts. The one exception is the LM
+// head, stored [V, C] like the embedding: x @ W with an odd vocabulary is slow in jax-js (model/decoder.ts lmHead).
 // q, k and v are fused into one [C, (H + 2K)·D] matrix: one matmul instead of three.
 // This file imports nothing (no jax-js, no Node): formats/ and model/ both read it, and it can ship to a page.
 // The shapes of every leaf for a ModelConfig live beside the config (formats/config.ts: paramShapes).

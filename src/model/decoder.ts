@@ -41,22 +41,27 @@ function norm(cfg: ModelConfig, n: Norm<Arr>, x: Arr): Arr {
   return x.div(np.sqrt(ms.add(cfg.normEps))).mul(n.w.ref);
 }
 
+/** What the rotary embedding reads in every layer of one forward (built once per forward, see `ropeTables`). */
+interface Rope {
+  cos: Arr; // [B, 1, T, D]
+  sin: Arr;
+  /** When decoding one token (T = 1): rotate_half as a signed permutation R [D, D], x @ R = [-x2, x1]. */
+  rotateHalf: Arr | null;
+}
+
 /**
  * Rotary tables for position ids `pos` [B, T]: cos and sin [B, 1, T, D] in HF's rotate-half layout
  * (frequencies repeated, not interleaved): inv_freq_i = theta^(-2i/D).
  */
-function ropeTables(cfg: ModelConfig, pos: Arr): [Arr, Arr] {
+function ropeTables(cfg: ModelConfig, pos: Arr): Rope {
   const D = cfg.headDim, [B, T] = pos.shape as [number, number];
   const invFreq = Float32Array.from({ length: D / 2 }, (_, i) => Math.pow(cfg.ropeTheta, (-2 * i) / D));
   const angles = pos.ref.astype(np.float32).reshape([B, T, 1]).mul(np.array(invFreq)); // [B,T,D/2]
   const full = np.concatenate([angles.ref, angles], -1).reshape([B, 1, T, D]);
-  return [np.cos(full.ref), np.sin(full)];
+  return { cos: np.cos(full.ref), sin: np.sin(full), rotateHalf: T === 1 ? rotateHalfMatrix(D) : null };
 }
 
-/**
- * rotate_half as a product with a fixed signed permutation R [D, D] (x @ R = [-x2, x1]): one kernel instead of two
- * slices, a negation and a concatenation. Exact: each output is one ±x term plus exact zeros.
- */
+/** R [D, D] with x @ R = rotate_half(x) = [-x2, x1]: one ±1 per column, so the product is exact. */
 function rotateHalfMatrix(D: number): Arr {
   const r = new Float32Array(D * D);
   for (let j = 0; j < D / 2; j++) {
@@ -67,22 +72,21 @@ function rotateHalfMatrix(D: number): Arr {
 }
 
 /**
- * x·cos + rotate_half(x)·sin, with rotate_half([x1, x2]) = [-x2, x1]. x [B, heads, T, D]. When decoding (T = 1)
- * rotate_half is the product with `rotateHalfMatrix`: 6 kernels fewer per layer and token, a measurable part of a
- * batch-1 step of ~190 small kernels; over a whole sequence the slices are cheaper than the D-wide product (and its
- * gradient). Not `flip` of x seen as [..., 2, D/2], though that would fuse into one kernel: jax-js 0.1.25
- * miscompiles a flipped view times a broadcast vector inside a reduction kernel under jit, and decoding wrote wrong
- * keys into the cache that way (test/engine/jax-bugs.test.ts).
+ * x·cos + rotate_half(x)·sin, with rotate_half([x1, x2]) = [-x2, x1]. x [B, heads, T, D]. When decoding one token
+ * rotate_half is one product with `rope.rotateHalf` instead of two slices, a negation and a concatenation: 222 → 193
+ * kernels per token in a batch-1 step of small kernels; over a whole sequence the slices are cheaper than the
+ * D-wide product (and its gradient). Not `flip` of x seen as [..., 2, D/2], though that would fuse into one kernel:
+ * jax-js 0.1.25 miscompiles a flipped view times a broadcast vector inside a reduction kernel under jit, and
+ * decoding wrote wrong keys into the cache that way (test/engine/jax-bugs.test.ts).
  */
-function applyRope(x: Arr, cos: Arr, sin: Arr): Arr {
-  const D = x.shape[3]!;
+function applyRope(x: Arr, rope: Rope): Arr {
   let rotated: Arr;
-  if (x.shape[2] === 1) rotated = np.matmul(x.ref, rotateHalfMatrix(D));
+  if (rope.rotateHalf) rotated = np.matmul(x.ref, rope.rotateHalf.ref);
   else {
     const [x1, x2] = np.split(x.ref, 2, -1) as [Arr, Arr];
     rotated = np.concatenate([x2.neg(), x1], -1);
   }
-  return x.mul(cos.ref).add(rotated.mul(sin.ref));
+  return x.mul(rope.cos.ref).add(rotated.mul(rope.sin.ref));
 }
 
 /**
@@ -175,7 +179,7 @@ function embed(p: Params, cfg: ModelConfig, ids: Arr, pos: Arr): Arr {
  * during decoding (`write`) the new k/v are written into the cache slot first.
  */
 function block(
-  cfg: ModelConfig, l: LayerParams<Arr>, li: number, x: Arr, mask: Arr, rope: [Arr, Arr] | null, write: CacheWrite | null,
+  cfg: ModelConfig, l: LayerParams<Arr>, li: number, x: Arr, mask: Arr, rope: Rope | null, write: CacheWrite | null,
 ): [Arr, Arr, Arr] {
   const [B, T, C] = x.shape as [number, number, number];
   const H = cfg.numHeads, K = cfg.numKvHeads, D = cfg.headDim;
@@ -183,8 +187,8 @@ function block(
   const qkv = linear(h, l.wqkv, l.bqkv).reshape([B, T, H + 2 * K, D]).transpose([0, 2, 1, 3]); // [B, H+2K, T, D]
   let [q, k, v] = np.split(qkv, [H, H + K], 1) as [Arr, Arr, Arr];
   if (rope) {
-    q = applyRope(q, rope[0], rope[1]);
-    k = applyRope(k, rope[0], rope[1]);
+    q = applyRope(q, rope);
+    k = applyRope(k, rope);
   }
   if (write) {
     // Materialised first: otherwise the where kernel recomputes the rotary embedding and the qkv split for every one
@@ -209,7 +213,7 @@ function trunk(p: Params, cfg: ModelConfig, ids: Arr, pos: Arr, mask: Arr, write
     kv.k.push(k);
     kv.v.push(v);
   });
-  if (rope) rope.forEach((r) => r.dispose());
+  if (rope) [rope.cos, rope.sin, rope.rotateHalf].forEach((r) => r?.dispose());
   mask.dispose();
   return [norm(cfg, p.lnf, x), kv];
 }
